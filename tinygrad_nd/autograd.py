@@ -1,0 +1,396 @@
+"""The tape: ``Function`` nodes, grad mode, the reverse traversal, ``grad()`` and anomaly mode.
+
+A ``Function`` subclass is one primitive. ``Cls.apply(*tensors, **params)`` runs its forward on
+raw arrays and, when grad mode is on and some input requires grad, records the node as the
+result's ``grad_fn``. A node holds its input Tensors and the raw arrays it saved, never its
+output Tensor, so a graph is a tree of strong references from the root down and is freed by
+reference counting alone.
+
+The traversal is iterative (Kahn's algorithm over the nodes reachable from the roots), so a
+chain of any length works without touching Python's recursion limit.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import traceback
+
+from . import backend
+from .tensor import Tensor
+
+_grad_enabled = True
+_anomaly_enabled = False
+
+
+# ----------------------------------------------------------------------------- grad mode
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+class _GradMode(contextlib.ContextDecorator):
+    """Sets grad mode inside a ``with`` block or a decorated function, then restores it."""
+
+    mode = True
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev = _grad_enabled
+        _grad_enabled = self.mode
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev
+        return False
+
+
+class no_grad(_GradMode):
+    """Context manager and decorator: ops inside record nothing."""
+
+    mode = False
+
+
+class enable_grad(_GradMode):
+    """Context manager and decorator: turn recording back on (e.g. inside ``no_grad``)."""
+
+    mode = True
+
+
+class set_grad_enabled(_GradMode):
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+
+
+class detect_anomaly(contextlib.ContextDecorator):
+    """Inside it, a NaN or Inf made by any op's forward or backward raises ``RuntimeError``
+    naming the op and the line of user code that created it. Costs a host sync per op."""
+
+    def __enter__(self):
+        global _anomaly_enabled
+        self._prev = _anomaly_enabled
+        _anomaly_enabled = True
+
+    def __exit__(self, *exc):
+        global _anomaly_enabled
+        _anomaly_enabled = self._prev
+        return False
+
+
+_module_stack = []  # modules whose forward is running, outermost first (for graph diagrams)
+
+
+@contextlib.contextmanager
+def module_scope(module):
+    """Record ``module`` on every node created inside (``Module.__call__`` enters it), so that
+    graph diagrams can group ops by the module that ran them."""
+    _module_stack.append(module)
+    try:
+        yield
+    finally:
+        _module_stack.pop()
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_frame() -> str:
+    """``file:line in func`` plus the source line of the innermost frame outside this package."""
+    for frame in reversed(traceback.extract_stack()):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
+            return f"{frame.filename}:{frame.lineno} in {frame.name}\n    {frame.line}"
+    return "<unknown>"
+
+
+# ----------------------------------------------------------------------------- Function
+class Function:
+    """Base class of every primitive: ``forward`` on raw arrays, ``backward`` with Tensor ops.
+
+    Subclasses set ``uses_output = True`` when ``backward`` needs the forward result, and read
+    it back with ``self.output()``.
+    """
+
+    name = "function"  # set by @register
+    uses_output = False
+
+    def __init__(self, **params):
+        self.params = params  # static parameters, shown in graph diagrams
+        self.__dict__.update(params)
+        self.saved = ()
+
+    # subclass API ------------------------------------------------------------
+    def forward(self, xp, *arrays):
+        raise NotImplementedError(f"{type(self).__name__} must define forward")
+
+    def backward(self, *grad_outputs):
+        raise NotImplementedError(f"{type(self).__name__} must define backward")
+
+    def save_for_backward(self, *arrays):
+        self.saved = arrays
+
+    def output(self) -> Tensor:
+        """The forward result as a Tensor whose ``grad_fn`` is this node (no reference cycle)."""
+        return Tensor._make(self._output, self)
+
+    # engine ------------------------------------------------------------------
+    @classmethod
+    def apply(cls, *inputs: Tensor, **params) -> Tensor:
+        """Run the primitive on ``inputs`` and return its result, recording the node if needed."""
+        return cls.apply_with_node(*inputs, **params)[0]
+
+    @classmethod
+    def apply_with_node(cls, *inputs: Tensor, **params):
+        """``apply`` that also returns the Function object, for wrappers that read what its
+        forward computed besides the result (the indices of a max pool, say)."""
+        fn = cls(**params)
+        try:
+            xp = backend.common_module([t.data for t in inputs])
+        except ValueError:
+            where = ", ".join(f"input {i} on {t.device}" for i, t in enumerate(inputs))
+            raise RuntimeError(
+                f"{cls.name}: expected all tensors on one device, got {where}; "
+                "move them with .to(device)") from None
+        y = fn.forward(xp, *[t.data for t in inputs])
+        record = _grad_enabled and any(t.requires_grad for t in inputs)
+        if record:
+            fn.inputs = inputs
+            fn.needs_grad = tuple(t.requires_grad for t in inputs)
+            fn._hooks = []
+            fn._retain = None
+            fn.scope = tuple(_module_stack)
+            if cls.uses_output:
+                fn._output = y
+        out = Tensor._make(y, fn if record else None)
+        if _anomaly_enabled:
+            fn.created_at = _user_frame()
+            _check_finite(out.data, f"op '{cls.name}' produced NaN or Inf in its forward "
+                          f"output, created at {fn.created_at}")
+        return out, fn
+
+    def release(self):
+        """Drop the inputs and saved arrays (after a backward without ``retain_graph``)."""
+        self.inputs = None
+        self.saved = None
+        self._output = None
+
+    def __repr__(self):
+        return f"<{type(self).__name__}Backward>"
+
+
+def _check_finite(array, message):
+    if backend.is_float_dtype(array.dtype) and not backend.all_finite(array):
+        raise RuntimeError(f"detect_anomaly: {message}")
+
+
+def _freed_error(node):
+    return RuntimeError(
+        f"Trying to backward through the graph a second time: the saved values of op "
+        f"'{node.name}' were freed by an earlier backward. Pass retain_graph=True to the "
+        "first backward() if you need to go through the graph again.")
+
+
+# ----------------------------------------------------------------------------- traversal
+def _dependencies(roots):
+    """Count, for every reachable node, the edges that point to it from consumer nodes."""
+    deps = {}
+    stack = []
+    for r in roots:
+        node = r.grad_fn
+        if node is not None and node not in deps:
+            deps[node] = 0
+            stack.append(node)
+    while stack:
+        node = stack.pop()
+        if node.inputs is None:
+            raise _freed_error(node)
+        for t in node.inputs:
+            child = t.grad_fn
+            if child is None or not t.requires_grad:
+                continue
+            if child in deps:
+                deps[child] += 1
+            else:
+                deps[child] = 1
+                stack.append(child)
+    return deps
+
+
+def _check_hook_result(result, grad, what):
+    if result is None:
+        return grad
+    if not isinstance(result, Tensor):
+        raise TypeError(f"hook on {what} must return a Tensor or None, got {type(result).__name__}")
+    if result.shape != grad.shape:
+        raise RuntimeError(f"hook on {what} returned a gradient of shape {result.shape}, "
+                           f"expected {grad.shape}")
+    return result
+
+
+def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
+    """Reverse-mode pass from ``roots`` seeded with ``root_grads``.
+
+    Without ``capture``, leaf gradients accumulate into ``.grad``. With ``capture`` (a tuple of
+    Tensors) nothing is accumulated and their gradients are returned, in order (None if unused).
+    """
+    deps = _dependencies(roots)
+    pending = {}  # node -> summed gradient of its output
+    leaf_grads = {}  # id(leaf) -> [leaf, summed gradient], in first-reached order
+    captured = {}
+
+    def add_to_leaf(leaf, g):
+        entry = leaf_grads.get(id(leaf))
+        if entry is None:
+            leaf_grads[id(leaf)] = [leaf, g]
+        else:
+            entry[1] = entry[1] + g
+
+    for r, g in zip(roots, root_grads):
+        if r.grad_fn is None:
+            add_to_leaf(r, g)
+        else:
+            pending[r.grad_fn] = pending[r.grad_fn] + g if r.grad_fn in pending else g
+    capture_nodes = {}
+    if capture is not None:
+        for t in capture:
+            if t.grad_fn is not None:
+                capture_nodes[t.grad_fn] = True
+
+    ready = [node for node in pending if deps[node] == 0]
+    with set_grad_enabled(create_graph):
+        while ready:
+            node = ready.pop()
+            gy = pending.pop(node, None)
+            if gy is not None:
+                for hook in node._hooks:
+                    gy = _check_hook_result(hook(gy), gy, f"the output of '{node.name}'")
+                if node._retain is not None:
+                    owner = node._retain()
+                    if owner is not None:
+                        owner.grad = gy if create_graph else gy.detach()
+                if node in capture_nodes:
+                    captured[node] = gy
+                grads = node.backward(gy)
+                if not isinstance(grads, tuple):
+                    grads = (grads,)
+                if len(grads) != len(node.inputs):
+                    raise RuntimeError(f"backward of '{node.name}' returned {len(grads)} "
+                                       f"gradients for {len(node.inputs)} inputs")
+            else:
+                grads = (None,) * len(node.inputs)
+            for i, (t, gx) in enumerate(zip(node.inputs, grads)):
+                if not t.requires_grad:
+                    continue
+                if gx is not None:
+                    if gx.shape != t.shape:
+                        raise RuntimeError(f"backward of '{node.name}' returned a gradient of "
+                                           f"shape {gx.shape} for input {i} of shape {t.shape}")
+                    if _anomaly_enabled:
+                        _check_finite(gx.data, f"backward of op '{node.name}' returned NaN or "
+                                      f"Inf for input {i}; the op was created at "
+                                      f"{getattr(node, 'created_at', '<unknown>')}")
+                child = t.grad_fn
+                if child is None:
+                    if gx is not None:
+                        add_to_leaf(t, gx)
+                    continue
+                if gx is not None:
+                    pending[child] = pending[child] + gx if child in pending else gx
+                deps[child] -= 1
+                if deps[child] == 0:
+                    ready.append(child)
+            if not retain_graph:
+                node.release()
+
+        # leaves: hooks see the summed gradient, then it is accumulated or captured
+        for leaf, g in leaf_grads.values():
+            for hook in leaf._hooks or ():
+                g = _check_hook_result(hook(g), g, "a leaf tensor")
+            if capture is not None:
+                captured[id(leaf)] = g
+            elif leaf.grad is None:
+                leaf.grad = g if create_graph else g.detach()
+            else:
+                leaf.grad = leaf.grad + g if create_graph else Tensor._make(leaf.grad.data + g.data, None)
+
+    if capture is None:
+        return None
+    return tuple(captured.get(t.grad_fn if t.grad_fn is not None else id(t)) for t in capture)
+
+
+def _root_gradients(outputs, grad_outputs):
+    grads = []
+    for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
+        if not out.requires_grad:
+            raise RuntimeError(f"output {i} does not require grad and has no grad_fn: nothing "
+                               "to differentiate (did you forget requires_grad=True, or run "
+                               "the forward pass under no_grad?)")
+        if g is None:
+            if out.data.size != 1:
+                raise RuntimeError(f"grad can be implicitly created only for a single-element "
+                                   f"output; this output has shape {out.shape}: pass "
+                                   f"gradient=... of that shape")
+            xp = backend.array_module(out.data)
+            g = Tensor._make(xp.ones_like(out.data), None)
+        else:
+            if not isinstance(g, Tensor):
+                g = Tensor(g, dtype=out.dtype, device=out.device)
+            if g.shape != out.shape:
+                raise RuntimeError(f"gradient has shape {g.shape} but the output has shape "
+                                   f"{out.shape}")
+        grads.append(g)
+    return grads
+
+
+def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
+    """Implementation of ``Tensor.backward``: accumulate d(tensor)/d(leaf) into each leaf's ``.grad``."""
+    if retain_graph is None:
+        retain_graph = create_graph
+    grads = _root_gradients([tensor], [gradient])
+    run_backward([tensor], grads, retain_graph, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned as a tuple; ``.grad`` is untouched.
+
+    Parameters
+    ----------
+    outputs : Tensor or sequence of Tensor
+    inputs : Tensor or sequence of Tensor
+        Leaves or intermediate tensors of the graph.
+    grad_outputs : Tensor or sequence, optional
+        The vector of the vector-Jacobian product; may be omitted for single-element outputs.
+    retain_graph : bool, optional
+        Keep the graph for another pass; defaults to ``create_graph``.
+    create_graph : bool
+        Record the backward pass so that the result can be differentiated again.
+    allow_unused : bool
+        Return None for an input the outputs do not depend on, instead of raising.
+
+    Examples
+    --------
+    >>> import tinygrad_nd as tnd
+    >>> x = tnd.tensor([1.0, 2.0], requires_grad=True)
+    >>> (g,) = tnd.autograd.grad((x ** 3).sum(), x, create_graph=True)
+    >>> g.tolist()
+    [3.0, 12.0]
+    >>> tnd.autograd.grad(g.sum(), x)[0].tolist()
+    [6.0, 12.0]
+    """
+    outputs = (outputs,) if isinstance(outputs, Tensor) else tuple(outputs)
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = (grad_outputs,) * len(outputs) if grad_outputs is None else (grad_outputs,)
+    grad_outputs = tuple(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"grad: input {i} (shape {t.shape}) does not require grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    grads = _root_gradients(outputs, grad_outputs)
+    result = run_backward(list(outputs), grads, retain_graph, create_graph, capture=inputs)
+    for i, g in enumerate(result):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad: input {i} (shape {inputs[i].shape}) was not used to "
+                               "compute the outputs; pass allow_unused=True to get None for it")
+    return result

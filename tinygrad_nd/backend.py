@@ -1,0 +1,248 @@
+"""Array backends: the only module that imports numpy or cupy.
+
+Every op receives ``xp``, the array module of its data (numpy on the CPU, cupy on a GPU), and
+calls ``xp.*`` plus the few helpers below where numpy and cupy differ. CuPy is imported lazily
+the first time a CUDA device is asked for, so the CPU path never needs it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+float32 = np.dtype("float32")
+float64 = np.dtype("float64")
+int64 = np.dtype("int64")
+bool_ = np.dtype("bool")
+
+_cupy = None  # the cupy module once loaded (tests may put a strict stand-in here)
+
+CUPY_HINT = (
+    "CUDA tensors need CuPy and an NVIDIA GPU: install the wheel that matches your CUDA "
+    "toolkit, `pip install 'tinygrad-nd[cuda12]'` (cupy-cuda12x) or "
+    "`pip install 'tinygrad-nd[cuda13]'` (cupy-cuda13x)"
+)
+
+
+def cupy_module():
+    """Return cupy, importing it on first use, or raise a RuntimeError that says how to get it."""
+    global _cupy
+    if _cupy is None:
+        try:
+            import cupy
+        except ImportError as exc:
+            raise RuntimeError(f"{CUPY_HINT} (import failed: {exc})") from None
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # cupy raises its own CUDARuntimeError without a driver
+            raise RuntimeError(f"CuPy is installed but no CUDA GPU is usable: {exc}") from None
+        if count == 0:
+            raise RuntimeError("CuPy is installed but no CUDA GPU was found")
+        _cupy = cupy
+    return _cupy
+
+
+# ----------------------------------------------------------------------------- devices
+def parse_device(device) -> str:
+    """Normalise ``None``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` to ``"cpu"`` or ``"cuda:N"``."""
+    if device is None:
+        return "cpu"
+    name = str(device).strip().lower()
+    if name == "cpu":
+        return "cpu"
+    if name == "cuda":
+        return "cuda:0"
+    if name.startswith("cuda:") and name[5:].isdigit():
+        return name
+    raise ValueError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def is_host_array(x) -> bool:
+    return isinstance(x, (np.ndarray, np.generic))
+
+
+def ensure_array(x):
+    """numpy reductions return numpy scalars: make them 0-d arrays, pass arrays through."""
+    return np.asarray(x) if isinstance(x, np.generic) else x
+
+
+def array_module(x):
+    """The array module (numpy or cupy) that owns array ``x``."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return np
+    if _cupy is not None and isinstance(x, _cupy.ndarray):
+        return _cupy
+    raise TypeError(f"expected a numpy or cupy array, got {type(x).__name__}")
+
+
+def common_module(arrays):
+    """The array module shared by ``arrays``; ValueError when they live on different devices."""
+    if all(type(a) is np.ndarray for a in arrays):  # the common CPU case, checked cheaply
+        return np
+    xp = array_module(arrays[0])
+    device = device_of(arrays[0])
+    for a in arrays[1:]:
+        if array_module(a) is not xp or device_of(a) != device:
+            raise ValueError("arrays on different devices")
+    return xp
+
+
+def device_of(x) -> str:
+    """``"cpu"`` or ``"cuda:N"`` for an array."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return "cpu"
+    return f"cuda:{x.device.id}"
+
+
+def to_device(x, device: str):
+    """Copy array ``x`` to ``device`` (a parsed device string); a no-op when already there."""
+    if device == "cpu":
+        return to_host(x)
+    cp = cupy_module()
+    index = int(device.split(":")[1])
+    if not is_host_array(x) and x.device.id == index:
+        return x
+    with cp.cuda.Device(index):
+        return cp.asarray(x)
+
+
+def to_host(x):
+    """A host numpy array holding ``x`` (no copy for host data)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, np.generic):
+        return np.asarray(x)
+    return x.get()
+
+
+def on_device(xp, device: str):
+    """Context in which new ``xp`` arrays are created on ``device``."""
+    if xp is np:
+        return _NullContext()
+    return xp.cuda.Device(int(device.split(":")[1]))
+
+
+class _NullContext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+# ----------------------------------------------------------------------------- conversion
+def as_array(data, dtype=None, device=None):
+    """Build an array on ``device`` from Python data, numpy or cupy arrays.
+
+    Python floats become float32 and Python ints int64 (PyTorch's defaults); arrays keep
+    their dtype unless ``dtype`` is given. ``device=None`` leaves arrays where they are and
+    puts Python data on the CPU.
+    """
+    if not (is_host_array(data) or (_cupy is not None and isinstance(data, _cupy.ndarray))):
+        data = np.asarray(data)
+        if dtype is None:
+            if data.dtype == np.float64:
+                data = data.astype(np.float32)
+            elif data.dtype.kind in "iu":
+                data = data.astype(np.int64)
+    elif isinstance(data, np.generic):
+        data = np.asarray(data)
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if data.dtype != dtype:
+            data = data.astype(dtype)
+    return data if device is None else to_device(data, device)
+
+
+def as_dtype(dtype):
+    """A numpy dtype object from a dtype, a type or a name such as ``"float32"``."""
+    return np.dtype(dtype)
+
+
+def broadcast_shape(op: str, *shapes) -> tuple:
+    """The numpy broadcast of ``shapes``, or ValueError naming the op and every shape."""
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for axis in range(ndim):
+        size = 1
+        for s in shapes:
+            k = axis - (ndim - len(s))
+            if k >= 0 and s[k] != 1:
+                if size != 1 and s[k] != size:
+                    listed = " and ".join(str(tuple(s)) for s in shapes)
+                    raise ValueError(f"{op}: shapes {listed} cannot be broadcast together "
+                                     f"(sizes {size} and {s[k]} at dimension {axis - ndim}, "
+                                     "counting from the right)")
+                size = s[k]
+        out.append(size)
+    return tuple(out)
+
+
+def filled(shape, value, dtype):
+    """A host array of ``shape`` filled with ``value``."""
+    return np.full(shape, value, dtype=dtype)
+
+
+def arange(start, end, step):
+    return np.arange(start, end, step)
+
+
+def eye(n, m=None):
+    return np.eye(n, m)
+
+
+# ----------------------------------------------------------------------------- host numerics (gradcheck)
+def host_zeros(shape):
+    return np.zeros(shape, dtype=np.float64)
+
+
+def host_concat(arrays):
+    return np.concatenate([np.asarray(a, dtype=np.float64) for a in arrays])
+
+
+def unravel(flat_index, shape) -> tuple:
+    return tuple(int(i) for i in np.unravel_index(flat_index, shape)) if shape else ()
+
+
+def worst_mismatch(analytic, numeric, atol, rtol):
+    """None when ``|analytic - numeric| <= atol + rtol * |numeric|`` everywhere (NaN only
+    matching NaN); else ``((row, col), analytic value, numeric value)`` of the worst element."""
+    nan_a, nan_n = np.isnan(analytic), np.isnan(numeric)
+    excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+    excess = np.where(nan_a | nan_n, np.where(nan_a & nan_n, -1.0, np.inf), excess)
+    if excess.size == 0 or excess.max() <= 0:
+        return None
+    row, col = np.unravel_index(int(np.argmax(excess)), excess.shape)
+    return (int(row), int(col)), float(analytic[row, col]), float(numeric[row, col])
+
+
+def host_rng(seed=None) -> np.random.Generator:
+    """A numpy Generator: initial weights are drawn on the host so CPU and GPU runs agree."""
+    return np.random.default_rng(seed)
+
+
+def result_dtype(*dtypes):
+    return np.result_type(*dtypes)
+
+
+def is_float_dtype(dtype) -> bool:
+    return np.dtype(dtype).kind == "f"
+
+
+# ----------------------------------------------------------------------------- numpy/cupy differences
+def scatter_add(xp, target, index, values):
+    """``target[index] += values`` with repeated indices accumulated (unbuffered), in place."""
+    if xp is np:
+        np.add.at(target, index, values)
+    else:
+        xp.add.at(target, index, values)
+    return target
+
+
+def all_finite(x) -> bool:
+    """True when every element is finite (a host sync; used only by anomaly mode)."""
+    return bool(array_module(x).isfinite(x).all())
+
+
+def synchronize(device: str = "cuda:0"):
+    """Wait for queued GPU work (a no-op on the CPU)."""
+    if device != "cpu" and _cupy is not None:
+        _cupy.cuda.Device(int(device.split(":")[1])).synchronize()

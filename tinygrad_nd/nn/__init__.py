@@ -1,0 +1,2 @@
+"""Neural-network building blocks: ``functional`` (composites of the primitives) and modules."""
+from . import functional  # noqa: F401

@@ -1,0 +1,118 @@
+"""Functional API (PyTorch names): composites of the primitives, which get gradients for free.
+
+Convolution and pooling live in ``functional_conv`` and are re-exported here.
+"""
+from __future__ import annotations
+
+from .. import backend
+from ..autograd import is_grad_enabled  # noqa: F401  (re-exported for convenience)
+from ..factories import generator
+from ..ops import elementwise as E
+from ..ops import reduce as R
+from ..ops import shape as S
+from ..ops.linalg import matmul
+from ..tensor import Tensor
+
+sigmoid = E.sigmoid
+relu = E.relu
+tanh = E.tanh
+softmax = R.softmax
+log_softmax = R.log_softmax
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``input @ weight.T + bias`` for input ``(*, in_features)`` and weight ``(out_features, in_features)``.
+
+    Examples
+    --------
+    >>> import tinygrad_nd as tnd
+    >>> import tinygrad_nd.nn.functional as F
+    >>> F.linear(tnd.ones(2, 3), tnd.ones(4, 3), tnd.zeros(4)).shape
+    (2, 4)
+    """
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be (out_features, in_features), got shape {weight.shape}")
+    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input of shape {input.shape} does not end in in_features = "
+                         f"{weight.shape[1]} (weight shape {weight.shape})")
+    y = matmul(input, S.transpose(weight, 0, 1))
+    return y if bias is None else y + bias
+
+
+def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Squared error ``(input - target) ** 2``, averaged over all elements by default (as PyTorch).
+
+    With ``reduction="sum"`` the gradient grows with the batch size: that is why summed updates
+    explode with a fixed learning rate (see docs/optim.md).
+
+    Examples
+    --------
+    >>> import tinygrad_nd as tnd
+    >>> import tinygrad_nd.nn.functional as F
+    >>> F.mse_loss(tnd.tensor([1.0, 2.0]), tnd.tensor([0.0, 0.0])).item()
+    2.5
+    """
+    if not isinstance(target, Tensor):
+        target = Tensor(target, dtype=input.dtype, device=input.device)
+    if input.shape != target.shape:
+        raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
+    diff = input - target
+    return _reduce(diff * diff, reduction, "mse_loss")
+
+
+def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of integer class ``target`` under ``softmax(input, dim=1)``.
+
+    ``input`` is ``(N, C)`` or ``(N, C, d1, ..., dk)`` logits; ``target`` holds class indices,
+    shape ``(N,)`` or ``(N, d1, ..., dk)``, values in ``[0, C)``.
+
+    Examples
+    --------
+    >>> import tinygrad_nd as tnd
+    >>> import tinygrad_nd.nn.functional as F
+    >>> round(F.cross_entropy(tnd.zeros(2, 4), tnd.tensor([0, 3])).item(), 4)
+    1.3863
+    """
+    if not isinstance(target, Tensor):
+        target = Tensor(target, device=input.device)
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: target must hold integer class indices, got dtype {target.dtype}")
+    if input.ndim < 2 or target.shape != (input.shape[0],) + input.shape[2:]:
+        raise ValueError(f"cross_entropy: input of shape {input.shape} (N, C, ...) needs a target of "
+                         f"shape {(input.shape[0],) + input.shape[2:] if input.ndim >= 2 else '(N,)'}, "
+                         f"got {target.shape}")
+    classes = input.shape[1]
+    xp = backend.array_module(target.data)
+    if target.data.size and bool(((target.data < 0) | (target.data >= classes)).any()):
+        raise IndexError(f"cross_entropy: target values must lie in [0, {classes}), got "
+                         f"min {int(target.data.min())}, max {int(target.data.max())}")
+    logp = R.log_softmax(input, 1)
+    if input.ndim > 2:  # (N, C, *d) -> (N * prod(d), C)
+        logp = S.flatten(S.permute(logp, 0, *range(2, input.ndim), 1), 0, -2)
+    rows = xp.arange(logp.shape[0])
+    picked = S.getitem(logp, (Tensor._make(rows, None), S.reshape(target, -1)))
+    loss = S.reshape(-picked, *target.shape)
+    return _reduce(loss, reduction, "cross_entropy")
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)`` (training only)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    keep = generator().random(input.shape) >= p  # drawn on the host, like every random number
+    mask = Tensor(keep, device=input.device)
+    return E.where(mask, input * (1.0 / (1.0 - p)), 0.0)

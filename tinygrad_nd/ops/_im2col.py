@@ -1,0 +1,336 @@
+"""Raw-array index work for convolution and pooling, in any number of spatial dims N.
+
+Every function takes the array module ``xp`` first and uses only ``xp.*`` and array methods, so
+numpy and cupy run the same code. Python loops run over kernel offsets only (at most
+``prod(kernel)`` iterations), never over batch, channels or output positions.
+
+Shapes: an input is ``(batch, channels, *spatial)``; a kernel offset is an N-tuple ``offset``
+with ``0 <= offset[i] < kernel[i]``, enumerated in row-major order; ``padding`` is an N-tuple of
+``(lo, hi)`` pairs for convolution and an N-tuple of ints for pooling.
+
+Convolution uses the column layout ``cols: (in_channels * prod(kernel), batch * prod(out))``,
+rows ordered (channel, *offset) and columns (batch, *out): the weight matrix multiplies it from
+the left, which made the GEMMs 2-3 times faster than the transposed layout (BENCHMARKS.md).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+
+# ----------------------------------------------------------------------------- sizes
+def kernel_offsets(kernel):
+    """All offsets of a kernel in row-major order: ``(0, .., 0), (0, .., 1), ...``."""
+    return list(itertools.product(*(range(k) for k in kernel)))
+
+
+def conv_out_spatial(spatial, kernel, stride, padding, dilation):
+    """Output sizes of a convolution: ``(n + lo + hi - d * (k - 1) - 1) // s + 1`` per dim.
+
+    A size below 1 means the dilated kernel is larger than the padded input; callers check.
+    """
+    return tuple((n + lo + hi - d * (k - 1) - 1) // s + 1
+                 for n, k, s, (lo, hi), d in zip(spatial, kernel, stride, padding, dilation))
+
+
+def pool_out_spatial(spatial, kernel, stride, padding, dilation, ceil_mode):
+    """Output sizes of a pooling window, PyTorch's rule.
+
+    ``floor`` (or ``ceil``) of ``(n + 2p - d * (k - 1) - 1) / s``, plus one; with ``ceil_mode``
+    the last window must start inside the input or its left padding, else it is dropped.
+    """
+    sizes = []
+    for n, k, s, p, d in zip(spatial, kernel, stride, padding, dilation):
+        span = n + 2 * p - d * (k - 1) - 1
+        out = (span + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (out - 1) * s >= n + p:
+            out -= 1
+        sizes.append(out)
+    return tuple(sizes)
+
+
+def window_slices(offset, stride, dilation, out_spatial):
+    """Spatial slices picking, for every output position, the element at ``offset`` of its
+    window in a padded input: ``offset * d + o * s`` for ``o < out``."""
+    return tuple(slice(k * d, k * d + s * (o - 1) + 1, s)
+                 for k, s, d, o in zip(offset, stride, dilation, out_spatial))
+
+
+def _row_major_steps(shape):
+    """Element steps of a C-contiguous array of ``shape``: ``(prod(shape[1:]), ..., 1)``."""
+    steps = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        steps[i] = steps[i + 1] * shape[i + 1]
+    return steps
+
+
+_ALL2 = (slice(None), slice(None))  # the two leading (batch, channel) axes, whatever their order
+
+
+# ----------------------------------------------------------------------------- conv layouts
+def pad_channels_first(xp, x, padding):
+    """``x (batch, C, *spatial)`` -> zero-padded ``(C, batch, *padded)``.
+
+    Channels go first so that each channel's rows of the column matrix are contiguous.
+    """
+    batch, channels, *spatial = x.shape
+    padded = [lo + n + hi for n, (lo, hi) in zip(spatial, padding)]
+    buf = xp.zeros((channels, batch, *padded), dtype=x.dtype)
+    inner = tuple(slice(lo, lo + n) for n, (lo, _) in zip(spatial, padding))
+    buf[_ALL2 + inner] = x.swapaxes(0, 1)  # (C, batch, *spatial)
+    return buf
+
+
+def im2col(xp, x, kernel, stride, padding, dilation):
+    """Unfold ``x (batch, C, *spatial)`` into ``cols (C * prod(kernel), batch * prod(out))``.
+
+    ``cols[(c, *offset), (b, *o)] = x_padded[b, c, *(o * s + offset * d)]``; one strided copy per
+    kernel offset.
+    """
+    batch, channels, *spatial = x.shape
+    out = conv_out_spatial(spatial, kernel, stride, padding, dilation)
+    if any(lo or hi for lo, hi in padding):
+        source = pad_channels_first(xp, x, padding)  # (C, batch, *padded)
+    else:
+        source = x.swapaxes(0, 1)  # (C, batch, *spatial), a view
+    cols = xp.empty((channels, math.prod(kernel), batch, *out), dtype=x.dtype)
+    for k, offset in enumerate(kernel_offsets(kernel)):
+        cols[:, k] = source[_ALL2 + window_slices(offset, stride, dilation, out)]
+    return cols.reshape(channels * math.prod(kernel), batch * math.prod(out))  # (C*K, batch*out)
+
+
+def _crop_channels_first(xp, padded, spatial, padding):
+    """``(C, batch, *padded)`` -> ``(batch, C, *spatial)`` view without the padding."""
+    inner = tuple(slice(lo, lo + n) for n, (lo, _) in zip(spatial, padding))
+    return padded[_ALL2 + inner].swapaxes(0, 1)  # (batch, C, *spatial)
+
+
+def col2im(xp, cols, input_shape, kernel, stride, padding, dilation):
+    """Adjoint of ``im2col``: sum every column entry back onto the input element it was copied
+    from. ``cols (C * prod(kernel), batch * prod(out))`` -> ``(batch, C, *spatial)``.
+
+    One strided in-place add per kernel offset: deterministic, and as fast as a scatter-add.
+    """
+    batch, channels, *spatial = input_shape
+    out = conv_out_spatial(spatial, kernel, stride, padding, dilation)
+    padded = [lo + n + hi for n, (lo, hi) in zip(spatial, padding)]
+    cols = cols.reshape(channels, math.prod(kernel), batch, *out)  # (C, K, batch, *out)
+    buf = xp.zeros((channels, batch, *padded), dtype=cols.dtype)
+    for k, offset in enumerate(kernel_offsets(kernel)):
+        buf[_ALL2 + window_slices(offset, stride, dilation, out)] += cols[:, k]
+    return _crop_channels_first(xp, buf, spatial, padding)
+
+
+def padded_spatial(spatial, padding):
+    return tuple(lo + n + hi for n, (lo, hi) in zip(spatial, padding))
+
+
+def col2im_stride1(xp, cols, input_shape, kernel, padding, dilation):
+    """``col2im`` for stride 1, with ``cols`` laid out on the padded input grid.
+
+    ``cols: (C * prod(kernel), batch * prod(padded))`` holds, for every position ``p`` of the
+    padded grid, the entry of the window that starts at ``p``; positions past the last window
+    must hold zeros (``rows_on_grid`` of the output gradient gives that). On the flattened grid
+    a kernel offset is then a constant shift, so each offset is one contiguous add per channel
+    instead of many short strided rows: about 4 times faster than ``col2im``. Zero columns that
+    wrap into the next row or example add nothing.
+    """
+    batch, channels, *spatial = input_shape
+    padded = padded_spatial(spatial, padding)
+    length = batch * math.prod(padded)
+    steps = _row_major_steps(padded)
+    shifts = [sum(k * d * step for k, d, step in zip(offset, dilation, steps))
+              for offset in kernel_offsets(kernel)]
+    cols = cols.reshape(channels, len(shifts), length)  # (C, K, batch*padded)
+    buf = xp.zeros((channels, length + shifts[-1]), dtype=cols.dtype)
+    for k, shift in enumerate(shifts):
+        buf[:, shift:shift + length] += cols[:, k]
+    grid = buf[:, :length].reshape(channels, batch, *padded)  # (C, batch, *padded)
+    return _crop_channels_first(xp, grid, spatial, padding)
+
+
+def to_rows(xp, y):
+    """``(batch, C, *out)`` -> ``(C, batch * prod(out))`` (a copy unless already laid out so)."""
+    return y.swapaxes(0, 1).reshape(y.shape[1], -1)  # (C, batch*out)
+
+
+def from_rows(xp, rows, batch, out_spatial):
+    """``(C, batch * prod(out))`` -> ``(batch, C, *out)``, a transposed view (no copy)."""
+    return rows.reshape(rows.shape[0], batch, *out_spatial).swapaxes(0, 1)  # (batch, C, *out)
+
+
+def rows_on_grid(xp, y, grid):
+    """``(batch, C, *out)`` -> ``(C, batch * prod(grid))``: ``y`` in the leading corner of each
+    example's ``grid`` (``grid >= out`` per dim), zeros elsewhere; the layout of
+    ``col2im_stride1``."""
+    batch, channels, *out = y.shape
+    buf = xp.zeros((channels, batch, *grid), dtype=y.dtype)
+    buf[_ALL2 + tuple(slice(0, n) for n in out)] = y.swapaxes(0, 1)  # (C, batch, *out)
+    return buf.reshape(channels, -1)  # (C, batch*grid)
+
+
+# ----------------------------------------------------------------------------- pooling windows
+def window_boxes(spatial, kernel, stride, padding, dilation, out_spatial):
+    """For each kernel offset, in row-major order: ``(k, in_slices, out_slices)``.
+
+    ``out_slices`` selects the output positions whose window element at that offset lies inside
+    the (unpadded) input, and ``in_slices`` those elements: input coordinate
+    ``o * s - p + offset * d``. Padding and ceil-mode overhang are thus never materialised;
+    offsets that fall outside for every output position are skipped.
+    """
+    boxes = []
+    for k, offset in enumerate(kernel_offsets(kernel)):
+        in_slices, out_slices = [], []
+        for n, j, s, p, d, out in zip(spatial, offset, stride, padding, dilation, out_spatial):
+            shift = j * d - p  # input coordinate of output 0
+            lo = -(shift // s) if shift < 0 else 0  # first o with o*s + shift >= 0
+            hi = min(out, (n - 1 - shift) // s + 1)  # one past the last o with o*s + shift < n
+            if lo >= hi:
+                break
+            start = lo * s + shift
+            in_slices.append(slice(start, start + (hi - lo - 1) * s + 1, s))
+            out_slices.append(slice(lo, hi))
+        else:
+            boxes.append((k, _ALL2 + tuple(in_slices), _ALL2 + tuple(out_slices)))
+    return boxes
+
+
+def _covers(out_slices, out_spatial):
+    return all(sl.start == 0 and sl.stop == o for sl, o in zip(out_slices[2:], out_spatial))
+
+
+def _lowest(xp, dtype):
+    """The identity of max: -inf for floats, the smallest integer for integer dtypes."""
+    return -xp.inf if xp.dtype(dtype).kind == "f" else xp.iinfo(dtype).min
+
+
+def _offset_dtype(xp, count):
+    return xp.int8 if count <= 127 else xp.int16 if count <= 32767 else xp.int64
+
+
+def _first_inside(xp, spatial, kernel, stride, padding, dilation, out_spatial):
+    """Row-major offset index of the first in-bounds element of each window, ``(*out)``."""
+    steps = _row_major_steps(kernel)
+    index = 0
+    for i, (n, s, p, d, out) in enumerate(zip(spatial, stride, padding, dilation, out_spatial)):
+        start = xp.arange(out) * s - p  # input coordinate of offset 0
+        first = xp.maximum(-(start // d), 0)  # smallest j with start + j*d >= 0
+        shape = [1] * len(spatial)
+        shape[i] = out
+        index = index + (first * steps[i]).reshape(shape)
+    return xp.broadcast_to(index, out_spatial)
+
+
+def max_pool(xp, x, kernel, stride, padding, dilation, ceil_mode):
+    """Window maxima of ``x (batch, C, *spatial)`` and, for each, the row-major offset of the
+    chosen element in its window (``argk``, a small integer dtype).
+
+    PyTorch's CPU rule: start from -inf at the first in-bounds element, then take a later
+    element when it is greater or is NaN. So ties go to the first maximal element, a window
+    with NaN outputs NaN (its last NaN), and padding never wins.
+    """
+    batch, channels, *spatial = x.shape
+    out = pool_out_spatial(spatial, kernel, stride, padding, dilation, ceil_mode)
+    boxes = window_boxes(spatial, kernel, stride, padding, dilation, out)
+    dtype = _offset_dtype(xp, math.prod(kernel))
+    floating = xp.dtype(x.dtype).kind == "f"
+    if boxes[0][0] == 0 and _covers(boxes[0][2], out):  # offset 0 is inside every window
+        best = x[boxes[0][1]].copy()
+        argk = xp.zeros(best.shape, dtype=dtype)
+        boxes = boxes[1:]
+    else:
+        best = xp.full((batch, channels, *out), _lowest(xp, x.dtype), dtype=x.dtype)
+        first = _first_inside(xp, spatial, kernel, stride, padding, dilation, out)
+        argk = xp.broadcast_to(first.astype(dtype), best.shape).copy()
+    for k, in_slices, out_slices in boxes:
+        value = x[in_slices]
+        current = best[out_slices]  # a view: updated in place
+        take = value > current
+        if floating:
+            take |= xp.isnan(value)
+        xp.copyto(current, value, where=take)
+        xp.copyto(argk[out_slices], k, where=take)
+    return best, argk
+
+
+def window_gather(xp, x, argk, kernel, stride, padding, dilation):
+    """``y[b, c, *o] = x[b, c, *(o * s - p + offset(argk) * d)]``: the chosen element of every
+    window. ``argk (batch, C, *out)`` -> ``(batch, C, *out)``."""
+    spatial = x.shape[2:]
+    y = xp.zeros(argk.shape, dtype=x.dtype)
+    for k, in_slices, out_slices in window_boxes(spatial, kernel, stride, padding, dilation,
+                                                 argk.shape[2:]):
+        xp.copyto(y[out_slices], x[in_slices], where=argk[out_slices] == k)
+    return y
+
+
+def window_scatter(xp, gy, argk, input_shape, kernel, stride, padding, dilation):
+    """Adjoint of ``window_gather``: add ``gy[b, c, *o]`` onto the chosen element of window
+    ``o``; overlapping windows accumulate. -> ``(batch, C, *spatial)``."""
+    gx = xp.zeros(input_shape, dtype=gy.dtype)
+    zero = xp.zeros((), dtype=gy.dtype)
+    for k, in_slices, out_slices in window_boxes(input_shape[2:], kernel, stride, padding,
+                                                 dilation, gy.shape[2:]):
+        gx[in_slices] += xp.where(argk[out_slices] == k, gy[out_slices], zero)
+    return gx
+
+
+def flat_indices(xp, argk, spatial, kernel, stride, padding, dilation):
+    """PyTorch's ``return_indices``: the chosen element's flat index in its ``(batch, channel)``
+    plane of the input, ``sum_i coord_i * prod(spatial[i+1:])``, as int64."""
+    out = argk.shape[2:]
+    kernel_steps = _row_major_steps(kernel)
+    plane_steps = _row_major_steps(spatial)
+    argk = argk.astype(xp.int64)
+    index = 0
+    for i, (k, s, p, d, o) in enumerate(zip(kernel, stride, padding, dilation, out)):
+        shape = [1] * len(out)
+        shape[i] = o
+        start = (xp.arange(o, dtype=xp.int64) * s - p).reshape(shape)  # (1, .., o_i, .., 1)
+        coord = start + (argk // kernel_steps[i]) % k * d
+        index = index + coord * plane_steps[i]
+    return index
+
+
+def window_sum(xp, x, kernel, stride, padding, out_spatial):
+    """Sum of every (zero-padded) window of ``x (batch, C, *spatial)`` -> ``(batch, C, *out)``."""
+    batch, channels, *spatial = x.shape
+    dilation = (1,) * len(kernel)
+    boxes = window_boxes(spatial, kernel, stride, padding, dilation, out_spatial)
+    if boxes[0][0] == 0 and _covers(boxes[0][2], out_spatial):
+        y = x[boxes[0][1]].copy()
+        boxes = boxes[1:]
+    else:
+        y = xp.zeros((batch, channels, *out_spatial), dtype=x.dtype)
+    for _, in_slices, out_slices in boxes:
+        y[out_slices] += x[in_slices]
+    return y
+
+
+def window_sum_adjoint(xp, gy, input_shape, kernel, stride, padding):
+    """Adjoint of ``window_sum``: ``gx[b, c, i] = sum of gy over the windows containing i``."""
+    dilation = (1,) * len(kernel)
+    gx = xp.zeros(input_shape, dtype=gy.dtype)
+    for _, in_slices, out_slices in window_boxes(input_shape[2:], kernel, stride, padding,
+                                                 dilation, gy.shape[2:]):
+        gx[in_slices] += gy[out_slices]
+    return gx
+
+
+def avg_pool_divisor(xp, spatial, kernel, stride, padding, out_spatial, count_include_pad, dtype):
+    """PyTorch's divisor of every window, ``(*out)``, a product of per-dim counts.
+
+    A window spans ``[o*s - p, min(o*s - p + k, n + p))``: its length counts the padding
+    (``count_include_pad``) but not the ceil-mode overhang past it; without
+    ``count_include_pad`` only the part inside ``[0, n)`` counts.
+    """
+    divisor = xp.ones(out_spatial, dtype=dtype)
+    for i, (n, k, s, p, out) in enumerate(zip(spatial, kernel, stride, padding, out_spatial)):
+        start = xp.arange(out) * s - p
+        end = xp.minimum(start + k, n + p)
+        if not count_include_pad:
+            start, end = xp.maximum(start, 0), xp.minimum(end, n)
+        shape = [1] * len(spatial)
+        shape[i] = out
+        divisor = divisor * (end - start).astype(dtype).reshape(shape)
+    return divisor

@@ -1,0 +1,379 @@
+"""Elementwise primitives (numpy broadcasting; gradients are summed back to each input's shape).
+
+Masks in backward rules (relu, abs, clamp, max) are constants: the functions are piecewise
+linear there, so their second derivative is zero almost everywhere.
+"""
+from __future__ import annotations
+
+import operator
+
+from .. import backend
+from ..autograd import Function
+from ..tensor import Tensor
+from .reduce import sum_to
+from .registry import register
+
+
+# ----------------------------------------------------------------------------- arithmetic
+@register("add")
+class Add(Function):
+    """z = x + y. VJP: gx = sum_to(gz, x.shape), gy = sum_to(gz, y.shape)."""
+
+    def forward(self, xp, x, y):
+        return x + y
+
+    def backward(self, gz):
+        x, y = self.inputs
+        return (sum_to(gz, x.shape) if self.needs_grad[0] else None,
+                sum_to(gz, y.shape) if self.needs_grad[1] else None)
+
+
+@register("sub")
+class Sub(Function):
+    """z = x - y. VJP: gx = sum_to(gz), gy = -sum_to(gz)."""
+
+    def forward(self, xp, x, y):
+        return x - y
+
+    def backward(self, gz):
+        x, y = self.inputs
+        return (sum_to(gz, x.shape) if self.needs_grad[0] else None,
+                -sum_to(gz, y.shape) if self.needs_grad[1] else None)
+
+
+@register("mul")
+class Mul(Function):
+    """z = x * y. VJP: gx = sum_to(gz * y), gy = sum_to(gz * x)."""
+
+    def forward(self, xp, x, y):
+        return x * y
+
+    def backward(self, gz):
+        x, y = self.inputs
+        return (sum_to(gz * y, x.shape) if self.needs_grad[0] else None,
+                sum_to(gz * x, y.shape) if self.needs_grad[1] else None)
+
+
+@register("div")
+class Div(Function):
+    """z = x / y. VJP: gx = sum_to(gz / y), gy = sum_to(-gz * z / y)."""
+
+    uses_output = True
+
+    def forward(self, xp, x, y):
+        return x / y
+
+    def backward(self, gz):
+        x, y = self.inputs
+        gx = sum_to(gz / y, x.shape) if self.needs_grad[0] else None
+        gy = sum_to(-gz * self.output() / y, y.shape) if self.needs_grad[1] else None
+        return gx, gy
+
+
+@register("neg")
+class Neg(Function):
+    """y = -x. VJP: gx = -gy."""
+
+    def forward(self, xp, x):
+        return -x
+
+    def backward(self, gy):
+        return -gy
+
+
+@register("pow")
+class Pow(Function):
+    """z = x ** y. VJP: gx = sum_to(gz * y * x ** (y - 1)), gy = sum_to(gz * z * log(x)),
+    with gy = 0 where x == 0 and y >= 0 (PyTorch's convention; log(0) would give NaN)."""
+
+    uses_output = True
+
+    def forward(self, xp, x, y):
+        return x ** y
+
+    def backward(self, gz):
+        x, y = self.inputs
+        gx = sum_to(gz * y * x ** (y - 1.0), x.shape) if self.needs_grad[0] else None
+        gy = None
+        if self.needs_grad[1]:
+            zero_base = Tensor._make((x.data == 0) & (y.data >= 0), None)
+            safe_x = where(zero_base, 1.0, x)  # log(1) = 0 there, and no warning
+            gy = sum_to(where(zero_base, 0.0, gz * self.output() * safe_x.log()), y.shape)
+        return gx, gy
+
+
+# ----------------------------------------------------------------------------- unary
+@register("exp")
+class Exp(Function):
+    """y = exp(x). VJP: gx = gy * y."""
+
+    uses_output = True
+
+    def forward(self, xp, x):
+        return xp.exp(x)
+
+    def backward(self, gy):
+        return gy * self.output()
+
+
+@register("log")
+class Log(Function):
+    """y = log(x) (natural). VJP: gx = gy / x."""
+
+    def forward(self, xp, x):
+        return xp.log(x)
+
+    def backward(self, gy):
+        return gy / self.inputs[0]
+
+
+@register("sqrt")
+class Sqrt(Function):
+    """y = sqrt(x). VJP: gx = gy / (2 y)."""
+
+    uses_output = True
+
+    def forward(self, xp, x):
+        return xp.sqrt(x)
+
+    def backward(self, gy):
+        return gy / (2.0 * self.output())
+
+
+@register("abs")
+class Abs(Function):
+    """y = |x|. VJP: gx = gy * sign(x), with sign(0) = 0 as PyTorch."""
+
+    def forward(self, xp, x):
+        return xp.abs(x)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        xp = backend.array_module(x.data)
+        return gy * Tensor._make(xp.sign(x.data), None)
+
+
+@register("sigmoid")
+class Sigmoid(Function):
+    """y = 1 / (1 + exp(-x)), evaluated through exp(-|x|) so it never overflows.
+    VJP: gx = gy * y * (1 - y)."""
+
+    uses_output = True
+
+    def forward(self, xp, x):
+        e = xp.exp(-xp.abs(x))  # in (0, 1]: no overflow at any x
+        r = 1 / (1 + e)
+        return xp.where(x >= 0, r, e * r)
+
+    def backward(self, gy):
+        y = self.output()
+        return gy * y * (1.0 - y)
+
+
+@register("tanh")
+class Tanh(Function):
+    """y = tanh(x). VJP: gx = gy * (1 - y^2)."""
+
+    uses_output = True
+
+    def forward(self, xp, x):
+        return xp.tanh(x)
+
+    def backward(self, gy):
+        y = self.output()
+        return gy * (1.0 - y * y)
+
+
+@register("relu")
+class Relu(Function):
+    """y = max(x, 0). VJP: gx = gy where x > 0, else 0 (the gradient at 0 is 0, as PyTorch)."""
+
+    def forward(self, xp, x):
+        return xp.maximum(x, 0)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        return where(Tensor._make(x.data > 0, None), gy, 0.0)
+
+
+@register("clamp")
+class Clamp(Function):
+    """y = min(max(x, min), max). VJP: gx = gy where min <= x <= max (bounds included, as
+    PyTorch), else 0."""
+
+    def forward(self, xp, x):
+        y = x
+        if self.min is not None:
+            y = xp.maximum(y, xp.asarray(self.min, dtype=x.dtype))
+        if self.max is not None:
+            y = xp.minimum(y, xp.asarray(self.max, dtype=x.dtype))
+        return y
+
+    def backward(self, gy):
+        x = self.inputs[0].data
+        inside = x == x  # all True (False at NaN)
+        if self.min is not None:
+            inside = inside & (x >= self.min)
+        if self.max is not None:
+            inside = inside & (x <= self.max)
+        return where(Tensor._make(inside, None), gy, 0.0)
+
+
+@register("where")
+class Where(Function):
+    """z = x where cond else y (cond is a bool tensor, not differentiable).
+    VJP: gx = sum_to(where(cond, gz, 0)), gy = sum_to(where(cond, 0, gz))."""
+
+    def forward(self, xp, cond, x, y):
+        return xp.where(cond, x, y)
+
+    def backward(self, gz):
+        cond, x, y = self.inputs
+        gx = sum_to(where(cond, gz, 0.0), x.shape) if self.needs_grad[1] else None
+        gy = sum_to(where(cond, 0.0, gz), y.shape) if self.needs_grad[2] else None
+        return None, gx, gy
+
+
+# ----------------------------------------------------------------------------- wrappers
+def lift(value, like: Tensor) -> Tensor:
+    """A Python number or array as a constant Tensor on ``like``'s device.
+
+    Numbers take ``like``'s dtype when it is floating point (float32 stays float32, as
+    PyTorch); a float with an integer tensor gives float32.
+    """
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (bool, int, float)):
+        if backend.is_float_dtype(like.dtype):
+            dtype = like.dtype
+        elif isinstance(value, float):
+            dtype = backend.float32
+        elif isinstance(value, bool) and like.dtype == backend.bool_:
+            dtype = backend.bool_
+        else:
+            dtype = backend.int64 if like.dtype == backend.bool_ else like.dtype
+        xp = backend.array_module(like.data)
+        with backend.on_device(xp, like.device):
+            return Tensor._make(xp.asarray(value, dtype=dtype), None)
+    return Tensor(value, device=like.device)
+
+
+def _binary(cls, x, y) -> Tensor:
+    if not isinstance(x, Tensor):
+        x = lift(x, y)
+    elif not isinstance(y, Tensor):
+        y = lift(y, x)
+    if x.shape != y.shape:
+        backend.broadcast_shape(cls.name, x.shape, y.shape)
+    if x.dtype != y.dtype and backend.is_float_dtype(x.dtype) != backend.is_float_dtype(y.dtype):
+        # int with float: the integer side takes the float dtype (as PyTorch)
+        if backend.is_float_dtype(x.dtype):
+            y = y.to(dtype=x.dtype)
+        else:
+            x = x.to(dtype=y.dtype)
+    return cls.apply(x, y)
+
+
+def add(x, y) -> Tensor:
+    """x + y with numpy broadcasting."""
+    return _binary(Add, x, y)
+
+
+def sub(x, y) -> Tensor:
+    """x - y with numpy broadcasting."""
+    return _binary(Sub, x, y)
+
+
+def mul(x, y) -> Tensor:
+    """x * y with numpy broadcasting."""
+    return _binary(Mul, x, y)
+
+
+def div(x, y) -> Tensor:
+    """x / y (true division) with numpy broadcasting; integer tensors divide to float32."""
+    if not isinstance(x, Tensor):
+        x = lift(x, y)
+    if not backend.is_float_dtype(x.dtype) and not (isinstance(y, Tensor) and backend.is_float_dtype(y.dtype)) \
+            and not isinstance(y, float):
+        x = x.to(dtype=backend.float32)
+    return _binary(Div, x, y)
+
+
+def pow(x, y) -> Tensor:
+    """x ** y with numpy broadcasting (x or y may be a number)."""
+    return _binary(Pow, x, y)
+
+
+def neg(x: Tensor) -> Tensor:
+    return Neg.apply(x)
+
+
+def exp(x: Tensor) -> Tensor:
+    return Exp.apply(x)
+
+
+def log(x: Tensor) -> Tensor:
+    return Log.apply(x)
+
+
+def sqrt(x: Tensor) -> Tensor:
+    return Sqrt.apply(x)
+
+
+def abs(x: Tensor) -> Tensor:
+    return Abs.apply(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)) without overflow for any x."""
+    return Sigmoid.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return Tanh.apply(x)
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0); the gradient at 0 is 0."""
+    return Relu.apply(x)
+
+
+def clamp(x: Tensor, min=None, max=None) -> Tensor:
+    """Limit x to [min, max] (either bound may be None); the gradient passes where min <= x <= max."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    return Clamp.apply(x, min=min, max=max)
+
+
+def where(cond, x, y) -> Tensor:
+    """Elementwise ``x if cond else y`` with broadcasting; ``cond`` is a bool tensor."""
+    like = x if isinstance(x, Tensor) else y if isinstance(y, Tensor) else None
+    if not isinstance(cond, Tensor):
+        cond = Tensor(cond, device=like.device if like is not None else None)
+    if cond.dtype != backend.bool_:
+        raise TypeError(f"where: cond must be a bool tensor, got dtype {cond.dtype}")
+    like = like if like is not None else cond
+    if not isinstance(x, Tensor):
+        x = lift(x, y if isinstance(y, Tensor) else like)
+    if not isinstance(y, Tensor):
+        y = lift(y, x)
+    backend.broadcast_shape("where", cond.shape, x.shape, y.shape)
+    if x.dtype != y.dtype:
+        dtype = backend.result_dtype(x.dtype, y.dtype)
+        x, y = x.to(dtype=dtype), y.to(dtype=dtype)
+    return Where.apply(cond, x, y)
+
+
+_COMPARE = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le,
+            "gt": operator.gt, "ge": operator.ge}
+
+
+def compare(kind: str, x, y) -> Tensor:
+    """Elementwise comparison (``kind`` in eq, ne, lt, le, gt, ge): a bool tensor, not differentiable."""
+    if not isinstance(x, Tensor):
+        x = lift(x, y)
+    if not isinstance(y, Tensor):
+        y = lift(y, x)
+    backend.broadcast_shape(kind, x.shape, y.shape)
+    backend.common_module([x.data, y.data])  # refuses mixed devices
+    return Tensor._make(_COMPARE[kind](x.data, y.data), None)

@@ -1,0 +1,451 @@
+"""``Tensor``: an array (numpy or cupy) plus the node of the tape that made it.
+
+Every method below is written out and calls an op wrapper from ``tinygrad_nd.ops``. The ops
+import this module, so each method imports its op module inside its body (the one import cycle
+of the package, broken this way on purpose).
+"""
+from __future__ import annotations
+
+import weakref
+
+from . import backend
+
+
+class Tensor:
+    """An n-dimensional array that records the ops applied to it.
+
+    ``data`` is the raw numpy or cupy array (as in DeZero and Chainer); use ``detach()`` for a
+    Tensor that shares it without the graph.
+
+    Examples
+    --------
+    >>> import tinygrad_nd as tnd
+    >>> x = tnd.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad.tolist()
+    [[2.0, 4.0], [6.0, 8.0]]
+    """
+
+    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_hooks", "__weakref__")
+    __array_priority__ = 1000  # numpy scalars on the left defer to Tensor's reflected operators
+
+    def __init__(self, data, dtype=None, device=None, requires_grad=False):
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data = backend.as_array(data, dtype, None if device is None else backend.parse_device(device))
+        self.grad = None
+        self.grad_fn = None
+        self._hooks = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _make(cls, data, grad_fn):
+        """Wrap a raw array produced by an op (no copy, no dtype change)."""
+        t = object.__new__(cls)
+        t.data = backend.ensure_array(data)
+        t.grad = None
+        t.grad_fn = grad_fn
+        t.requires_grad = grad_fn is not None
+        t._hooks = None
+        return t
+
+    # ------------------------------------------------------------------ attributes
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self) -> str:
+        return backend.device_of(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    # ------------------------------------------------------------------ conversion
+    def numpy(self):
+        """A host numpy array (a copy from the GPU; shared memory on the CPU)."""
+        return backend.to_host(self.data)
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item(): only a one-element tensor converts to a Python scalar, "
+                             f"this one has shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+        return bool(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iu" or self.data.size != 1:
+            raise TypeError("only integer tensors of one element can be used as an index")
+        return int(self.item())
+
+    def to(self, device=None, dtype=None) -> "Tensor":
+        """Move to ``device`` and/or cast to ``dtype``; differentiable, returns self when unchanged."""
+        if isinstance(device, str) or device is None:
+            pass
+        else:  # to(dtype) as a positional argument
+            device, dtype = None, device
+        if isinstance(device, str) and device.lower() in ("float32", "float64", "int64", "bool"):
+            device, dtype = None, device
+        from .ops import shape as S  # ops import Tensor: imported here to break the cycle
+
+        return S.to(self, device=device, dtype=dtype)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else (f"cuda:{device}" if isinstance(device, int) else device))
+
+    def float(self):
+        return self.to(dtype=backend.float32)
+
+    def double(self):
+        return self.to(dtype=backend.float64)
+
+    def long(self):
+        return self.to(dtype=backend.int64)
+
+    def detach(self) -> "Tensor":
+        """A new leaf sharing the data, cut from the graph."""
+        return Tensor._make(self.data, None)
+
+    def requires_grad_(self, requires_grad=True) -> "Tensor":
+        if requires_grad and not backend.is_float_dtype(self.dtype):
+            raise RuntimeError(f"requires_grad=True needs a floating point tensor, got dtype "
+                               f"{self.dtype} (shape {self.shape}); convert with .float() first")
+        if not self.is_leaf and not requires_grad:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach()")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def retain_grad(self):
+        """Keep ``.grad`` of this non-leaf tensor after backward (leaves always keep it)."""
+        if self.grad_fn is not None:
+            self.grad_fn._retain = weakref.ref(self)
+
+    def register_hook(self, fn):
+        """Call ``fn(grad)`` when this tensor's gradient is computed; a Tensor it returns replaces it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook on a tensor that does not require grad")
+        if self.grad_fn is not None:
+            self.grad_fn._hooks.append(fn)
+        else:
+            if self._hooks is None:
+                self._hooks = []
+            self._hooks.append(fn)
+        return fn
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False):
+        """Accumulate the gradient of this tensor into every leaf's ``.grad``.
+
+        A single-element tensor needs no ``gradient``; any other needs one of its shape.
+        ``retain_graph`` defaults to ``create_graph``.
+        """
+        from . import autograd  # autograd imports Tensor: imported here to break the cycle
+
+        autograd.backward(self, gradient, retain_graph, create_graph)
+
+    def __repr__(self):
+        body = repr(self.numpy()).replace("array(", "tensor(", 1)
+        extras = []
+        if self.device != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn={self.grad_fn!r}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        if extras:
+            body = body[:-1] + ", " + ", ".join(extras) + ")"
+        return body
+
+    __hash__ = object.__hash__
+
+    # ------------------------------------------------------------------ arithmetic
+    def __add__(self, other):
+        from .ops import elementwise as E  # ops import Tensor: imported here to break the cycle
+
+        return E.add(self, other)
+
+    def __radd__(self, other):
+        from .ops import elementwise as E
+
+        return E.add(other, self)
+
+    def __sub__(self, other):
+        from .ops import elementwise as E
+
+        return E.sub(self, other)
+
+    def __rsub__(self, other):
+        from .ops import elementwise as E
+
+        return E.sub(other, self)
+
+    def __mul__(self, other):
+        from .ops import elementwise as E
+
+        return E.mul(self, other)
+
+    def __rmul__(self, other):
+        from .ops import elementwise as E
+
+        return E.mul(other, self)
+
+    def __truediv__(self, other):
+        from .ops import elementwise as E
+
+        return E.div(self, other)
+
+    def __rtruediv__(self, other):
+        from .ops import elementwise as E
+
+        return E.div(other, self)
+
+    def __pow__(self, other):
+        from .ops import elementwise as E
+
+        return E.pow(self, other)
+
+    def __rpow__(self, other):
+        from .ops import elementwise as E
+
+        return E.pow(other, self)
+
+    def __matmul__(self, other):
+        from .ops import linalg
+
+        return linalg.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        from .ops import linalg
+
+        return linalg.matmul(other, self)
+
+    def __neg__(self):
+        from .ops import elementwise as E
+
+        return E.neg(self)
+
+    def __abs__(self):
+        return self.abs()
+
+    # comparisons: not differentiable, return bool tensors
+    def __eq__(self, other):
+        from .ops import elementwise as E
+
+        return E.compare("eq", self, other)
+
+    def __ne__(self, other):
+        from .ops import elementwise as E
+
+        return E.compare("ne", self, other)
+
+    def __lt__(self, other):
+        from .ops import elementwise as E
+
+        return E.compare("lt", self, other)
+
+    def __le__(self, other):
+        from .ops import elementwise as E
+
+        return E.compare("le", self, other)
+
+    def __gt__(self, other):
+        from .ops import elementwise as E
+
+        return E.compare("gt", self, other)
+
+    def __ge__(self, other):
+        from .ops import elementwise as E
+
+        return E.compare("ge", self, other)
+
+    # ------------------------------------------------------------------ elementwise
+    def abs(self):
+        from .ops import elementwise as E
+
+        return E.abs(self)
+
+    def exp(self):
+        from .ops import elementwise as E
+
+        return E.exp(self)
+
+    def log(self):
+        from .ops import elementwise as E
+
+        return E.log(self)
+
+    def sqrt(self):
+        from .ops import elementwise as E
+
+        return E.sqrt(self)
+
+    def sigmoid(self):
+        from .ops import elementwise as E
+
+        return E.sigmoid(self)
+
+    def relu(self):
+        from .ops import elementwise as E
+
+        return E.relu(self)
+
+    def tanh(self):
+        from .ops import elementwise as E
+
+        return E.tanh(self)
+
+    def clamp(self, min=None, max=None):
+        from .ops import elementwise as E
+
+        return E.clamp(self, min, max)
+
+    clip = clamp
+
+    def softmax(self, dim):
+        from .ops import reduce as R
+
+        return R.softmax(self, dim)
+
+    def log_softmax(self, dim):
+        from .ops import reduce as R
+
+        return R.log_softmax(self, dim)
+
+    # ------------------------------------------------------------------ reductions
+    def sum(self, dim=None, keepdim=False):
+        from .ops import reduce as R
+
+        return R.sum(self, dim, keepdim)
+
+    def mean(self, dim=None, keepdim=False):
+        from .ops import reduce as R
+
+        return R.mean(self, dim, keepdim)
+
+    def var(self, dim=None, keepdim=False, unbiased=True, correction=None):
+        from .ops import reduce as R
+
+        return R.var(self, dim, keepdim, correction=(1 if unbiased else 0) if correction is None else correction)
+
+    def std(self, dim=None, keepdim=False, unbiased=True):
+        return self.var(dim, keepdim, unbiased).sqrt()
+
+    def max(self, dim=None, keepdim=False):
+        """Full reduction to a scalar, or ``(values, indices)`` along ``dim`` as PyTorch."""
+        from .ops import reduce as R
+
+        return R.max(self, dim, keepdim)
+
+    def min(self, dim=None, keepdim=False):
+        from .ops import reduce as R
+
+        return R.min(self, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim=False):
+        from .ops import reduce as R
+
+        return R.argmax(self, dim, keepdim)
+
+    def argmin(self, dim=None, keepdim=False):
+        from .ops import reduce as R
+
+        return R.argmin(self, dim, keepdim)
+
+    # ------------------------------------------------------------------ shape
+    def reshape(self, *shape):
+        from .ops import shape as S
+
+        return S.reshape(self, *shape)
+
+    view = reshape
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        from .ops import shape as S
+
+        return S.flatten(self, start_dim, end_dim)
+
+    def transpose(self, dim0, dim1):
+        from .ops import shape as S
+
+        return S.transpose(self, dim0, dim1)
+
+    def permute(self, *dims):
+        from .ops import shape as S
+
+        return S.permute(self, *dims)
+
+    @property
+    def T(self):
+        return self.permute(*reversed(range(self.ndim)))
+
+    def squeeze(self, dim=None):
+        from .ops import shape as S
+
+        return S.squeeze(self, dim)
+
+    def unsqueeze(self, dim):
+        from .ops import shape as S
+
+        return S.unsqueeze(self, dim)
+
+    def expand(self, *shape):
+        from .ops import shape as S
+
+        return S.expand(self, *shape)
+
+    def expand_as(self, other):
+        return self.expand(*other.shape)
+
+    def contiguous(self):
+        return self
+
+    def __getitem__(self, index):
+        from .ops import shape as S
+
+        return S.getitem(self, index)
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
