@@ -31,3 +31,9 @@ __all__ = [
     "is_grad_enabled", "cat", "stack", "where", "gradcheck", "gradgradcheck", "GradcheckError",
     "autograd", "nn", "backend", "ops",
 ]
+
+# data loading and checkpoints (issue 4)
+from . import data  # noqa: E402
+from .serialization import save, load  # noqa: E402
+
+__all__ += ["data", "save", "load"]

@@ -160,9 +160,7 @@ class Function:
                 fn._output = y
         out = Tensor._make(y, fn if record else None)
         if _anomaly_enabled:
-            fn.created_at = _user_frame()
-            _check_finite(out.data, f"op '{cls.name}' produced NaN or Inf in its forward "
-                          f"output, created at {fn.created_at}")
+            _anomaly_check_forward(fn, out)
         return out, fn
 
     def release(self):
@@ -173,6 +171,20 @@ class Function:
 
     def __repr__(self):
         return f"<{type(self).__name__}Backward>"
+
+
+_running_backward_of = None  # in anomaly mode: the node whose backward rule is running
+
+
+def _anomaly_check_forward(fn, out):
+    fn.created_at = _user_frame()
+    node = _running_backward_of
+    if node is None:
+        message = f"op '{fn.name}' produced NaN or Inf in its forward output, created at {fn.created_at}"
+    else:
+        message = (f"backward of op '{node.name}' produced NaN or Inf (in its '{fn.name}' step); "
+                   f"the op was created at {getattr(node, 'created_at', '<unknown>')}")
+    _check_finite(out.data, message)
 
 
 def _check_finite(array, message):
@@ -267,7 +279,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                         owner.grad = gy if create_graph else gy.detach()
                 if node in capture_nodes:
                     captured[node] = gy
-                grads = node.backward(gy)
+                grads = _call_backward(node, gy)
                 if not isinstance(grads, tuple):
                     grads = (grads,)
                 if len(grads) != len(node.inputs):
@@ -313,6 +325,17 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     if capture is None:
         return None
     return tuple(captured.get(t.grad_fn if t.grad_fn is not None else id(t)) for t in capture)
+
+
+def _call_backward(node, gy):
+    global _running_backward_of
+    if not _anomaly_enabled:
+        return node.backward(gy)
+    outer, _running_backward_of = _running_backward_of, node
+    try:
+        return node.backward(gy)
+    finally:
+        _running_backward_of = outer
 
 
 def _root_gradients(outputs, grad_outputs):

@@ -246,3 +246,40 @@ def synchronize(device: str = "cuda:0"):
     """Wait for queued GPU work (a no-op on the CPU)."""
     if device != "cpu" and _cupy is not None:
         _cupy.cuda.Device(int(device.split(":")[1])).synchronize()
+
+
+# ----------------------------------------------------------------------------- host I/O (data.py, serialization.py)
+# Dataset files and checkpoints are read and written on the host; these helpers keep numpy
+# imports in this module. Nothing here ever unpickles: npz archives are read with
+# allow_pickle=False, so an object array raises instead of running code.
+def host_frombuffer(buffer, dtype, offset: int = 0):
+    """A read-only host array viewing ``buffer`` (bytes) as ``dtype``, starting at byte ``offset``."""
+    return np.frombuffer(buffer, dtype=np.dtype(dtype), offset=offset)
+
+
+def host_permutation(rng, n: int):
+    """A random permutation of ``range(n)`` (int64) drawn from numpy Generator ``rng``."""
+    return rng.permutation(n).astype(np.int64)
+
+
+def write_npz(file, arrays: dict):
+    """Write host ``arrays`` (name -> array) into an uncompressed npz archive; refuses pickling."""
+    np.savez(file, allow_pickle=False, **arrays)
+
+
+def read_npz(file) -> dict:
+    """Every member of an npz archive as host arrays, read with ``allow_pickle=False``.
+
+    Raises ValueError (from numpy) for a member that holds pickled (object) data, and the
+    usual zipfile/OSError/EOFError exceptions for damaged archives.
+    """
+    archive = np.load(file, allow_pickle=False)
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError("a single .npy array, not an npz archive")
+    with archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def is_host_scalar(x) -> bool:
+    """True for a numpy scalar such as ``np.float32(1.5)`` (not a 0-d array)."""
+    return isinstance(x, np.generic)

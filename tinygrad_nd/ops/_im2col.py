@@ -208,14 +208,14 @@ def _offset_dtype(xp, count):
     return xp.int8 if count <= 127 else xp.int16 if count <= 32767 else xp.int64
 
 
-def _first_inside(xp, spatial, kernel, stride, padding, dilation, out_spatial):
+def _first_inside(xp, kernel, stride, padding, dilation, out_spatial):
     """Row-major offset index of the first in-bounds element of each window, ``(*out)``."""
     steps = _row_major_steps(kernel)
     index = 0
-    for i, (n, s, p, d, out) in enumerate(zip(spatial, stride, padding, dilation, out_spatial)):
+    for i, (s, p, d, out) in enumerate(zip(stride, padding, dilation, out_spatial)):
         start = xp.arange(out) * s - p  # input coordinate of offset 0
         first = xp.maximum(-(start // d), 0)  # smallest j with start + j*d >= 0
-        shape = [1] * len(spatial)
+        shape = [1] * len(kernel)
         shape[i] = out
         index = index + (first * steps[i]).reshape(shape)
     return xp.broadcast_to(index, out_spatial)
@@ -240,7 +240,7 @@ def max_pool(xp, x, kernel, stride, padding, dilation, ceil_mode):
         boxes = boxes[1:]
     else:
         best = xp.full((batch, channels, *out), _lowest(xp, x.dtype), dtype=x.dtype)
-        first = _first_inside(xp, spatial, kernel, stride, padding, dilation, out)
+        first = _first_inside(xp, kernel, stride, padding, dilation, out)
         argk = xp.broadcast_to(first.astype(dtype), best.shape).copy()
     for k, in_slices, out_slices in boxes:
         value = x[in_slices]

@@ -1,0 +1,359 @@
+"""Convolution and pooling wrappers (PyTorch names and defaults), re-exported by ``functional``.
+
+Each wrapper turns ints, tuples and ``"same"``/``"valid"`` into the normalised static
+parameters of a primitive in ``ops.conv`` or ``ops.pool``, adds the batch axis to an unbatched
+input and removes it again, and adds the bias as a broadcast sum.
+"""
+from __future__ import annotations
+
+from ..ops.conv import ConvNd
+from ..ops.pool import AvgPoolNd, MaxPoolNd, MaxPoolNdIndices
+from ..tensor import Tensor
+
+
+def _ntuple(value, n, name, op):
+    """An int -> ``(value,) * n``; a sequence of ``n`` ints -> a tuple; else ValueError."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,) * n
+    try:
+        items = tuple(value)
+    except TypeError:
+        items = None
+    if items is None or len(items) != n or not all(isinstance(v, int) for v in items):
+        raise ValueError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+    return items
+
+
+def _conv_padding(padding, kernel, stride, dilation, op):
+    """``padding`` as N ``(lo, hi)`` pairs. ``"same"`` pads ``d * (k - 1)`` in all, the odd
+    element on the end (as PyTorch), and needs stride 1; ``"valid"`` is no padding."""
+    n = len(kernel)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * n
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(f"{op}: padding='same' is not supported for strided "
+                                 f"convolutions (stride={stride})")
+            total = [d * (k - 1) for k, d in zip(kernel, dilation)]
+            return tuple((t // 2, t - t // 2) for t in total)
+        raise ValueError(f"{op}: padding must be an int, a tuple, 'valid' or 'same', "
+                         f"got {padding!r}")
+    if isinstance(padding, int) and not isinstance(padding, bool):
+        return ((padding, padding),) * n
+    items = tuple(padding)
+    if len(items) != n:
+        raise ValueError(f"{op}: padding {padding!r} needs {n} entries, one per spatial dim")
+    pairs = []
+    for p in items:
+        if isinstance(p, int) and not isinstance(p, bool):
+            pairs.append((p, p))
+        elif isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(v, int) for v in p):
+            pairs.append(tuple(p))  # an extension of PyTorch: (lo, hi) per dim
+        else:
+            raise ValueError(f"{op}: padding entries must be ints or (lo, hi) pairs, got {p!r}")
+    return tuple(pairs)
+
+
+def _batched(input: Tensor, n: int, op: str, what: str):
+    """``(input with a batch axis, whether one was added)``; ValueError for other ranks."""
+    if input.ndim == n + 2:
+        return input, False
+    if input.ndim == n + 1:
+        return input.unsqueeze(0), True
+    raise ValueError(f"{op}: {what} needs an input of shape (batch, C, *{n} spatial) or "
+                     f"(C, *{n} spatial), got shape {input.shape}")
+
+
+def _conv(op, input, weight, bias, stride, padding, dilation, groups):
+    n = weight.ndim - 2
+    if n < 1:
+        raise ValueError(f"{op}: weight must be (C_out, C_in / groups, *kernel) with at least "
+                         f"one spatial dim, got shape {weight.shape}")
+    x, unbatched = _batched(input, n, op, f"a weight of shape {weight.shape}")
+    kernel = weight.shape[2:]
+    stride = _ntuple(stride, n, "stride", op)
+    dilation = _ntuple(dilation, n, "dilation", op)
+    padding = _conv_padding(padding, kernel, stride, dilation, op)
+    y = ConvNd.apply(x, weight, stride=stride, padding=padding, dilation=dilation,
+                     groups=groups)
+    if bias is not None:
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+        y = y + bias.reshape(1, -1, *(1,) * n)  # (1, C_out, 1, ..., 1) broadcasts
+    return y.squeeze(0) if unbatched else y
+
+
+def conv_nd(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+            dilation=1, groups: int = 1) -> Tensor:
+    """N-dimensional convolution (cross-correlation, no kernel flip, as PyTorch).
+
+    ``y[b, o, *p] = bias[o] + sum_{c, k} weight[o, c, *k] * x[b, g * C_in/groups + c,
+    *(p * stride - pad_lo + k * dilation)]`` where ``g = o // (C_out / groups)`` and ``x`` is
+    zero outside the input.
+
+    Parameters
+    ----------
+    input : Tensor
+        ``(N, C_in, D1, ..., Dk)``, or ``(C_in, D1, ..., Dk)`` unbatched.
+    weight : Tensor
+        ``(C_out, C_in / groups, K1, ..., Kk)``; the number of spatial dims ``k >= 1`` is
+        ``weight.ndim - 2``.
+    bias : Tensor, optional
+        ``(C_out,)``, added to every output position.
+    stride, dilation : int or k-tuple of int
+        Positive.
+    padding : int, k-tuple, ``"valid"`` or ``"same"``
+        Zeros on both sides of each spatial dim; an entry may also be a ``(lo, hi)`` pair.
+        ``"same"`` keeps the spatial size (stride 1 only); an odd total goes to the end.
+    groups : int
+        Splits the channels into ``groups`` independent convolutions.
+
+    Returns
+    -------
+    Tensor
+        ``(N, C_out, O1, ..., Ok)`` with ``O = (D + lo + hi - dilation * (K - 1) - 1) // stride
+        + 1``; unbatched in, unbatched out.
+
+    Raises
+    ------
+    ValueError
+        Wrong input rank for the weight, channel mismatch, ``groups`` not dividing the
+        channels, a kernel larger than the padded input, non-positive stride or dilation,
+        negative padding, ``"same"`` with stride > 1, or a bias of the wrong shape.
+    TypeError
+        Input and weight of different dtypes.
+
+    Examples
+    --------
+    >>> import tinygrad_nd as tnd
+    >>> import tinygrad_nd.nn.functional as F
+    >>> x = tnd.arange(5.0).reshape(1, 1, 5)
+    >>> F.conv_nd(x, tnd.tensor([[[1.0, 0.0, -1.0]]])).tolist()
+    [[[-2.0, -2.0, -2.0]]]
+    >>> F.conv_nd(tnd.ones(2, 3, 8, 8, 8), tnd.ones(4, 3, 3, 3, 3), stride=2, padding=1).shape
+    (2, 4, 4, 4, 4)
+    """
+    return _conv("conv_nd", input, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv_checked(n):
+    name = f"conv{n}d"
+
+    def conv(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+             dilation=1, groups: int = 1) -> Tensor:
+        if weight.ndim != n + 2:
+            raise ValueError(f"{name}: weight must be (C_out, C_in / groups, *{n} kernel dims), "
+                             f"got shape {weight.shape}")
+        return _conv(name, input, weight, bias, stride, padding, dilation, groups)
+
+    conv.__name__ = conv.__qualname__ = name
+    conv.__doc__ = f"""{n}-d convolution: ``conv_nd`` with a weight of {n + 2} dims checked.
+
+    Examples
+    --------
+    >>> import tinygrad_nd as tnd
+    >>> import tinygrad_nd.nn.functional as F
+    >>> F.{name}(tnd.ones(1, 2{', 6' * n}), tnd.ones(3, 2{', 3' * n}), padding="same").shape
+    (1, 3{', 6' * n})
+    """
+    return conv
+
+
+conv1d = _conv_checked(1)
+conv2d = _conv_checked(2)
+conv3d = _conv_checked(3)
+
+
+def _pool_args(input, kernel_size, stride, padding, dilation, n, op):
+    """Normalised window parameters and the batched input (plus whether it was unbatched)."""
+    if n is None:  # the generic form: N from a tuple kernel_size, else from the input rank
+        n = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else input.ndim - 2
+        if n < 1:
+            raise ValueError(f"{op}: needs an input (batch, C, *spatial), got shape "
+                             f"{input.shape}")
+    x, unbatched = _batched(input, n, op, f"a {n}-d window")
+    kernel_size = _ntuple(kernel_size, n, "kernel_size", op)
+    stride = kernel_size if stride is None or stride == () or stride == [] else \
+        _ntuple(stride, n, "stride", op)
+    params = dict(kernel_size=kernel_size, stride=stride,
+                  padding=_ntuple(padding, n, "padding", op))
+    if dilation is not None:
+        params["dilation"] = _ntuple(dilation, n, "dilation", op)
+    return x, unbatched, params
+
+
+def _max_pool(op, n, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    x, unbatched, params = _pool_args(input, kernel_size, stride, padding, dilation, n, op)
+    y = MaxPoolNd.apply(x, ceil_mode=ceil_mode, **params)
+    if unbatched:
+        y = y.squeeze(0)
+    if not return_indices:
+        return y
+    # a second, non-differentiable pass: paid only when the indices are asked for
+    indices = MaxPoolNdIndices.apply(x.detach(), ceil_mode=ceil_mode, **params)
+    return y, indices.squeeze(0) if unbatched else indices
+
+
+def _avg_pool(op, n, input, kernel_size, stride, padding, ceil_mode, count_include_pad):
+    x, unbatched, params = _pool_args(input, kernel_size, stride, padding, None, n, op)
+    y = AvgPoolNd.apply(x, ceil_mode=ceil_mode, count_include_pad=count_include_pad, **params)
+    return y.squeeze(0) if unbatched else y
+
+
+def max_pool_nd(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+                ceil_mode: bool = False, return_indices: bool = False):
+    """N-dimensional max pooling.
+
+    ``y[b, c, *o]`` is the maximum of ``x[b, c, *(o * stride - padding + k * dilation)]`` over
+    the window offsets ``k``; padding is ``-inf`` and never chosen.
+
+    Parameters
+    ----------
+    input : Tensor
+        ``(N, C, D1, ..., Dk)``; ``k = input.ndim - 2``, or ``len(kernel_size)`` when it is a
+        tuple (then ``(C, D1, ..., Dk)`` unbatched is accepted too).
+    kernel_size : int or k-tuple of int
+    stride : int or k-tuple of int, optional
+        Defaults to ``kernel_size``.
+    padding : int or k-tuple of int
+        At most half the kernel size.
+    dilation : int or k-tuple of int
+    ceil_mode : bool
+        Round the output size up; the last window must still start inside the input or its
+        left padding (PyTorch's rule).
+    return_indices : bool
+        Also return, for every output, the flat index of the chosen element in its
+        ``(b, c)`` plane of the input (an int64 Tensor, as PyTorch).
+
+    Returns
+    -------
+    Tensor or (Tensor, Tensor)
+        ``(N, C, O1, ..., Ok)`` with ``O = floor_or_ceil((D + 2p - dilation * (K - 1) - 1) /
+        stride) + 1``; and the indices when asked.
+
+    Notes
+    -----
+    Gradient: each ``gy`` goes to its window's chosen element; overlapping windows accumulate.
+    Ties go to the first maximal element in row-major window order. NaN propagates: a window
+    holding NaN outputs NaN and its gradient goes to that NaN (the last one, as PyTorch's CPU
+    kernel).
+
+    Raises
+    ------
+    ValueError
+        Wrong input rank, padding over half the kernel, non-positive kernel_size, stride or
+        dilation, negative padding, or an output size below 1.
+
+    Examples
+    --------
+    >>> import tinygrad_nd as tnd
+    >>> import tinygrad_nd.nn.functional as F
+    >>> x = tnd.tensor([[[1.0, 3.0, 2.0, 2.0, 0.0]]])
+    >>> y, i = F.max_pool_nd(x, 2, return_indices=True)
+    >>> y.tolist(), i.tolist()
+    ([[[3.0, 2.0]]], [[[1, 2]]])
+    >>> F.max_pool_nd(x, 2, ceil_mode=True).tolist()
+    [[[3.0, 2.0, 0.0]]]
+    """
+    return _max_pool("max_pool_nd", None, input, kernel_size, stride, padding, dilation,
+                     ceil_mode, return_indices)
+
+
+def avg_pool_nd(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+                count_include_pad: bool = True) -> Tensor:
+    """N-dimensional average pooling.
+
+    ``y[b, c, *o] = sum of x (zero-padded) over the window of o / divisor(o)``. A window spans
+    ``[o * stride - padding, min(o * stride - padding + K, D + padding))`` per dim: the divisor
+    is its size with ``count_include_pad``, else the size of its part inside the input. The
+    overhang added by ``ceil_mode`` never counts (PyTorch's rules).
+
+    Parameters
+    ----------
+    input : Tensor
+        ``(N, C, D1, ..., Dk)`` floating point (``k`` as in ``max_pool_nd``).
+    kernel_size, stride, padding, ceil_mode
+        As in ``max_pool_nd``; stride defaults to ``kernel_size``.
+    count_include_pad : bool
+        Whether the zero padding counts in the divisor.
+
+    Returns
+    -------
+    Tensor
+        ``(N, C, O1, ..., Ok)``, sizes as in ``max_pool_nd`` with dilation 1.
+
+    Raises
+    ------
+    ValueError
+        As ``max_pool_nd``.
+    TypeError
+        An integer input.
+
+    Examples
+    --------
+    >>> import tinygrad_nd as tnd
+    >>> import tinygrad_nd.nn.functional as F
+    >>> x = tnd.tensor([[[1.0, 3.0, 2.0]]])
+    >>> F.avg_pool_nd(x, 2, padding=1).tolist()
+    [[[0.5, 2.5]]]
+    >>> F.avg_pool_nd(x, 2, padding=1, count_include_pad=False).tolist()
+    [[[1.0, 2.5]]]
+    """
+    return _avg_pool("avg_pool_nd", None, input, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad)
+
+
+def _max_pool_checked(n):
+    name = f"max_pool{n}d"
+
+    def pool(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+             ceil_mode: bool = False, return_indices: bool = False):
+        return _max_pool(name, n, input, kernel_size, stride, padding, dilation, ceil_mode,
+                         return_indices)
+
+    pool.__name__ = pool.__qualname__ = name
+    pool.__doc__ = f"""{n}-d max pooling: ``max_pool_nd`` on ``(N, C{', D' * n})`` or unbatched
+    ``(C{', D' * n})`` input.
+
+    Examples
+    --------
+    >>> import tinygrad_nd as tnd
+    >>> import tinygrad_nd.nn.functional as F
+    >>> F.{name}(tnd.ones(1, 2{', 6' * n}), 2).shape
+    (1, 2{', 3' * n})
+    """
+    return pool
+
+
+def _avg_pool_checked(n):
+    name = f"avg_pool{n}d"
+
+    def pool(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+             count_include_pad: bool = True) -> Tensor:
+        return _avg_pool(name, n, input, kernel_size, stride, padding, ceil_mode,
+                         count_include_pad)
+
+    pool.__name__ = pool.__qualname__ = name
+    pool.__doc__ = f"""{n}-d average pooling: ``avg_pool_nd`` on ``(N, C{', D' * n})`` or
+    unbatched ``(C{', D' * n})`` input.
+
+    Examples
+    --------
+    >>> import tinygrad_nd as tnd
+    >>> import tinygrad_nd.nn.functional as F
+    >>> F.{name}(tnd.ones(1, 2{', 6' * n}), 2).shape
+    (1, 2{', 3' * n})
+    """
+    return pool
+
+
+max_pool1d = _max_pool_checked(1)
+max_pool2d = _max_pool_checked(2)
+max_pool3d = _max_pool_checked(3)
+avg_pool1d = _avg_pool_checked(1)
+avg_pool2d = _avg_pool_checked(2)
+avg_pool3d = _avg_pool_checked(3)
+
+__all__ = ["conv_nd", "conv1d", "conv2d", "conv3d", "max_pool_nd", "max_pool1d", "max_pool2d",
+           "max_pool3d", "avg_pool_nd", "avg_pool1d", "avg_pool2d", "avg_pool3d"]

@@ -1,0 +1,192 @@
+"""N-dimensional convolution (cross-correlation, as PyTorch) and its two gradient primitives.
+
+The three form a closed family, so gradients of any order exist::
+
+    y  = conv_nd(x, w)                 (ConvNd)
+    gx = conv_nd_input_grad(gy, w)     (ConvNdInputGrad: the adjoint of x -> conv_nd(x, w))
+    gw = conv_nd_weight_grad(x, gy)    (ConvNdWeightGrad: the adjoint of w -> conv_nd(x, w))
+
+All three are bilinear, so the backward of each is the other two (see each ``backward``).
+Each is one GEMM on the column matrix of ``_im2col``: ``y = W @ cols``, ``gw = gy @ cols^T``,
+``gx = col2im(W^T @ gy)``, with ``W`` of shape ``(C_out, C_in/groups * prod(kernel))``, one
+block per group.
+
+Static parameters, already normalised by the functional wrapper (``nn.functional_conv``):
+``stride`` and ``dilation`` are N-tuples of positive ints, ``padding`` an N-tuple of
+``(lo, hi)`` pairs of non-negative ints, ``groups`` a positive int.
+"""
+from __future__ import annotations
+
+from ..autograd import Function
+from . import _im2col as im
+from .registry import register
+
+
+def conv_static(op, stride, padding, dilation, groups):
+    """Check and freeze the static parameters of the conv primitives (ValueError naming ``op``)."""
+    stride, dilation = tuple(stride), tuple(dilation)
+    padding = tuple((int(lo), int(hi)) for lo, hi in padding)
+    if not (len(stride) == len(padding) == len(dilation)):
+        raise ValueError(f"{op}: stride {stride}, padding {padding} and dilation {dilation} "
+                         "must have one entry per spatial dim")
+    if any(s < 1 for s in stride):
+        raise ValueError(f"{op}: stride must be positive, got {stride}")
+    if any(d < 1 for d in dilation):
+        raise ValueError(f"{op}: dilation must be positive, got {dilation}")
+    if any(lo < 0 or hi < 0 for lo, hi in padding):
+        raise ValueError(f"{op}: padding must be non-negative, got {padding}")
+    if groups < 1:
+        raise ValueError(f"{op}: groups must be positive, got {groups}")
+    return dict(stride=stride, padding=padding, dilation=dilation, groups=int(groups))
+
+
+def check_conv_shapes(op, x_shape, w_shape, stride, padding, dilation, groups):
+    """Raise ValueError naming ``op`` and the shapes unless ``x (batch, C_in, *spatial)`` and
+    ``w (C_out, C_in / groups, *kernel)`` fit; return the output spatial size."""
+    n = len(w_shape) - 2
+    if n < 1:
+        raise ValueError(f"{op}: weight must be (C_out, C_in / groups, *kernel) with at least "
+                         f"one spatial dim, got shape {tuple(w_shape)}")
+    if len(x_shape) != n + 2:
+        raise ValueError(f"{op}: a weight of shape {tuple(w_shape)} ({n} spatial dims) needs an "
+                         f"input (batch, C_in, *{n} spatial), got shape {tuple(x_shape)}")
+    if len(stride) != n:
+        raise ValueError(f"{op}: {len(stride)}-d stride {stride} for {n} spatial dims")
+    if w_shape[0] % groups:
+        raise ValueError(f"{op}: groups={groups} must divide the {w_shape[0]} output channels "
+                         f"(weight shape {tuple(w_shape)})")
+    if x_shape[1] % groups:
+        raise ValueError(f"{op}: groups={groups} must divide the {x_shape[1]} input channels "
+                         f"(input shape {tuple(x_shape)})")
+    if x_shape[1] != w_shape[1] * groups:
+        raise ValueError(f"{op}: input of shape {tuple(x_shape)} has {x_shape[1]} channels but "
+                         f"the weight of shape {tuple(w_shape)} expects {w_shape[1] * groups} "
+                         f"(C_in / groups = {w_shape[1]}, groups = {groups})")
+    kernel = w_shape[2:]
+    out = im.conv_out_spatial(x_shape[2:], kernel, stride, padding, dilation)
+    if min(out) < 1:
+        effective = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+        padded = im.padded_spatial(x_shape[2:], padding)
+        raise ValueError(f"{op}: the (dilated) kernel {effective} is larger than the padded "
+                         f"input {padded} (input shape {tuple(x_shape)}, weight shape "
+                         f"{tuple(w_shape)}, padding {padding})")
+    return out
+
+
+def _weight_blocks(w, groups):
+    """``(C_out, C_in/g, *kernel)`` -> ``(groups, C_out/g, C_in/g * prod(kernel))``."""
+    return w.reshape(groups, w.shape[0] // groups, -1)
+
+
+def _grouped_matmul(xp, a, b):
+    """``a (groups, m, k) @ b (groups, k, n)`` per group -> ``(groups * m, n)``."""
+    if a.shape[0] == 1:
+        return a[0] @ b[0]  # a plain 2-d GEMM
+    y = xp.matmul(a, b)  # (groups, m, n)
+    return y.reshape(-1, y.shape[-1])
+
+
+def _col_blocks(cols, groups):
+    """``(C * prod(kernel), L)`` -> ``(groups, C/g * prod(kernel), L)``: rows are channel-major."""
+    return cols.reshape(groups, -1, cols.shape[-1])
+
+
+def _check_dtypes(op, a, b):
+    if a.dtype != b.dtype:
+        raise TypeError(f"{op}: the two inputs have different dtypes ({a.dtype} and {b.dtype}); "
+                        "convert one with .to(dtype=...)")
+
+
+class _ConvFunction(Function):
+    """Shared ``__init__``: the four conv parameters, checked and frozen once."""
+
+    def __init__(self, *, stride, padding, dilation, groups=1, **shape):
+        shape = {name: tuple(int(n) for n in value) for name, value in shape.items()}
+        super().__init__(**shape, **conv_static(self.name, stride, padding, dilation, groups))
+
+    def conv_params(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                    groups=self.groups)
+
+
+@register("conv_nd")
+class ConvNd(_ConvFunction):
+    """y[b, o, *p] = sum_{c, k} w[o, c, *k] x_pad[b, g(o) * C_in/g + c, *(p * s + k * d)].
+    VJP: gx = conv_nd_input_grad(gy, w), gw = conv_nd_weight_grad(x, gy).
+    Cross-correlation (no kernel flip), as PyTorch; the column matrix is kept for gw."""
+
+    def forward(self, xp, x, w):
+        _check_dtypes(self.name, x, w)
+        out = check_conv_shapes(self.name, x.shape, w.shape, **self.conv_params())
+        cols = im.im2col(xp, x, w.shape[2:], self.stride, self.padding, self.dilation)
+        rows = _grouped_matmul(xp, _weight_blocks(w, self.groups),
+                               _col_blocks(cols, self.groups))  # (C_out, batch*out)
+        self.save_for_backward(cols)
+        return im.from_rows(xp, rows, x.shape[0], out)  # (batch, C_out, *out), a view
+
+    def backward(self, gy):
+        x, w = self.inputs
+        gx = ConvNdInputGrad.apply(gy, w, input_shape=x.shape, **self.conv_params()) \
+            if self.needs_grad[0] else None
+        gw = ConvNdWeightGrad.apply(x, gy, weight_shape=w.shape, cols=self.saved[0],
+                                    **self.conv_params()) if self.needs_grad[1] else None
+        return gx, gw
+
+
+@register("conv_nd_input_grad")
+class ConvNdInputGrad(_ConvFunction):
+    """gx = col2im(W^T @ gy): the adjoint of x -> conv_nd(x, w), of shape ``input_shape``.
+    Bilinear in (gy, w). VJP: g_gy = conv_nd(ggx, w), g_w = conv_nd_weight_grad(ggx, gy)."""
+
+    def forward(self, xp, gy, w):
+        kernel, groups = w.shape[2:], self.groups
+        _check_dtypes(self.name, gy, w)
+        check_conv_shapes(self.name, self.input_shape, w.shape, **self.conv_params())
+        if all(s == 1 for s in self.stride):  # contiguous adds on the padded grid
+            grid = im.padded_spatial(self.input_shape[2:], self.padding)
+            rows = im.rows_on_grid(xp, gy, grid)  # (C_out, batch*grid), zero past the outputs
+        else:
+            rows = im.to_rows(xp, gy)  # (C_out, batch*out)
+        blocks = _weight_blocks(w, groups).swapaxes(1, 2)  # (groups, C_in/g*K, C_out/g)
+        cols = _grouped_matmul(xp, blocks, _col_blocks(rows, groups))  # (C_in*K, L)
+        if all(s == 1 for s in self.stride):
+            return im.col2im_stride1(xp, cols, self.input_shape, kernel, self.padding,
+                                     self.dilation)
+        return im.col2im(xp, cols, self.input_shape, kernel, self.stride, self.padding,
+                         self.dilation)
+
+    def backward(self, ggx):
+        gy, w = self.inputs
+        g_gy = ConvNd.apply(ggx, w, **self.conv_params()) if self.needs_grad[0] else None
+        g_w = ConvNdWeightGrad.apply(ggx, gy, weight_shape=w.shape, **self.conv_params()) \
+            if self.needs_grad[1] else None
+        return g_gy, g_w
+
+
+@register("conv_nd_weight_grad")
+class ConvNdWeightGrad(_ConvFunction):
+    """gw = gy @ im2col(x)^T: the adjoint of w -> conv_nd(x, w), of shape ``weight_shape``.
+    Bilinear in (x, gy). VJP: g_x = conv_nd_input_grad(gy, ggw), g_gy = conv_nd(x, ggw).
+    ``cols``, when given, is im2col(x) from the forward pass (used once, not a parameter)."""
+
+    def __init__(self, *, cols=None, **params):
+        super().__init__(**params)
+        self.cols = cols
+
+    def forward(self, xp, x, gy):
+        groups, weight_shape = self.groups, self.weight_shape
+        _check_dtypes(self.name, x, gy)
+        check_conv_shapes(self.name, x.shape, weight_shape, **self.conv_params())
+        cols, self.cols = self.cols, None
+        if cols is None:
+            cols = im.im2col(xp, x, weight_shape[2:], self.stride, self.padding, self.dilation)
+        rows = _col_blocks(im.to_rows(xp, gy), groups)  # (groups, C_out/g, batch*out)
+        gw = _grouped_matmul(xp, rows, _col_blocks(cols, groups).swapaxes(1, 2))  # (C_out, C_in/g*K)
+        return gw.reshape(weight_shape)
+
+    def backward(self, ggw):
+        x, gy = self.inputs
+        g_x = ConvNdInputGrad.apply(gy, ggw, input_shape=x.shape, **self.conv_params()) \
+            if self.needs_grad[0] else None
+        g_gy = ConvNd.apply(x, ggw, **self.conv_params()) if self.needs_grad[1] else None
+        return g_x, g_gy
