@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 import tinygrad_nd as tnd
+from tinygrad_nd.ops import elementwise as E
 from tinygrad_nd.ops import shape as S
 
 # ----------------------------------------------------------------------------- input makers
@@ -108,6 +109,12 @@ CASES += _cases("sqrt", lambda x: x.sqrt(), np.sqrt, UNARY_SHAPES, make=(positiv
 CASES += _cases("abs", lambda x: x.abs(), np.abs, UNARY_SHAPES, make=(off_zero,))
 CASES += _cases("sigmoid", lambda x: x.sigmoid(), lambda x: 1 / (1 + np.exp(-x)), UNARY_SHAPES)
 CASES += _cases("tanh", lambda x: x.tanh(), np.tanh, UNARY_SHAPES)
+CASES += _cases("sigmoid_backward", lambda g, y: E.SigmoidBackward.apply(g, y), lambda g, y: g * y * (1 - y),
+                {"same": ((3, 4), (3, 4)), "size1": ((1,), (1,)), "0d": ((), ())},
+                torch_fn=lambda torch, g, y: torch.ops.aten.sigmoid_backward(g, y))
+CASES += _cases("tanh_backward", lambda g, y: E.TanhBackward.apply(g, y), lambda g, y: g * (1 - y * y),
+                {"same": ((3, 4), (3, 4)), "size1": ((1,), (1,)), "0d": ((), ())},
+                torch_fn=lambda torch, g, y: torch.ops.aten.tanh_backward(g, y))
 CASES += _cases("relu", lambda x: x.relu(), lambda x: np.maximum(x, 0), UNARY_SHAPES, make=(off_zero,))
 CASES += _cases("clamp", lambda x: x.clamp(-0.5, 0.7), lambda x: np.clip(x, -0.5, 0.7),
                 UNARY_SHAPES, make=(off_zero,))

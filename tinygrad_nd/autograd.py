@@ -75,18 +75,20 @@ class detect_anomaly(contextlib.ContextDecorator):
         return False
 
 
-_module_stack = []  # modules whose forward is running, outermost first (for graph diagrams)
+_module_scope = ()  # modules whose forward is running, outermost first (for graph diagrams)
 
 
 @contextlib.contextmanager
 def module_scope(module):
     """Record ``module`` on every node created inside (``Module.__call__`` enters it), so that
-    graph diagrams can group ops by the module that ran them."""
-    _module_stack.append(module)
+    graph diagrams can group ops by the module that ran them (``node.scope``)."""
+    global _module_scope
+    outer = _module_scope
+    _module_scope = outer + (module,)
     try:
         yield
     finally:
-        _module_stack.pop()
+        _module_scope = outer
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -110,11 +112,16 @@ class Function:
 
     name = "function"  # set by @register
     uses_output = False
+    params = {}  # static parameters (shown in graph diagrams); also set as attributes
+    saved = ()
+    _hooks = ()  # a list once a hook is registered on the output
+    _retain = None  # weak reference to the output Tensor that called retain_grad()
+    scope = ()
 
     def __init__(self, **params):
-        self.params = params  # static parameters, shown in graph diagrams
-        self.__dict__.update(params)
-        self.saved = ()
+        if params:
+            self.params = params
+            self.__dict__.update(params)
 
     # subclass API ------------------------------------------------------------
     def forward(self, xp, *arrays):
@@ -130,6 +137,12 @@ class Function:
         """The forward result as a Tensor whose ``grad_fn`` is this node (no reference cycle)."""
         return Tensor._make(self._output, self)
 
+    def add_hook(self, hook):
+        """Register ``hook(grad) -> grad or None`` on this node's output gradient."""
+        if not self._hooks:
+            self._hooks = []
+        self._hooks.append(hook)
+
     # engine ------------------------------------------------------------------
     @classmethod
     def apply(cls, *inputs: Tensor, **params) -> Tensor:
@@ -141,24 +154,33 @@ class Function:
         """``apply`` that also returns the Function object, for wrappers that read what its
         forward computed besides the result (the indices of a max pool, say)."""
         fn = cls(**params)
-        try:
-            xp = backend.common_module([t.data for t in inputs])
-        except ValueError:
-            where = ", ".join(f"input {i} on {t.device}" for i, t in enumerate(inputs))
-            raise RuntimeError(
-                f"{cls.name}: expected all tensors on one device, got {where}; "
-                "move them with .to(device)") from None
-        y = fn.forward(xp, *[t.data for t in inputs])
-        record = _grad_enabled and any(t.requires_grad for t in inputs)
-        if record:
-            fn.inputs = inputs
-            fn.needs_grad = tuple(t.requires_grad for t in inputs)
-            fn._hooks = []
-            fn._retain = None
-            fn.scope = tuple(_module_stack)
-            if cls.uses_output:
-                fn._output = y
-        out = Tensor._make(y, fn if record else None)
+        arrays = [t.data for t in inputs]
+        for a in arrays:  # the common case, all numpy arrays, is checked inline
+            if type(a) is not _HOST_ARRAY:
+                xp = _common_module(cls, inputs, arrays)
+                break
+        else:
+            xp = _HOST_MODULE
+        y = fn.forward(xp, *arrays)
+        if type(y) is not _HOST_ARRAY:
+            y = backend.ensure_array(y)  # numpy reductions return scalars
+        out = object.__new__(Tensor)
+        out.data = y
+        out.grad = None
+        out._hooks = None
+        out.grad_fn = None
+        out.requires_grad = False
+        if _grad_enabled:
+            for t in inputs:
+                if t.requires_grad:
+                    fn.inputs = inputs
+                    fn.needs_grad = tuple([t.requires_grad for t in inputs])
+                    fn.scope = _module_scope
+                    if cls.uses_output:
+                        fn._output = y
+                    out.grad_fn = fn
+                    out.requires_grad = True
+                    break
         if _anomaly_enabled:
             _anomaly_check_forward(fn, out)
         return out, fn
@@ -185,6 +207,19 @@ def _anomaly_check_forward(fn, out):
         message = (f"backward of op '{node.name}' produced NaN or Inf (in its '{fn.name}' step); "
                    f"the op was created at {getattr(node, 'created_at', '<unknown>')}")
     _check_finite(out.data, message)
+
+
+_HOST_ARRAY = backend.host_array_type
+_HOST_MODULE = backend.host_module
+
+
+def _common_module(cls, inputs, arrays):
+    try:
+        return backend.common_module(arrays)
+    except ValueError:
+        where = ", ".join(f"input {i} on {t.device}" for i, t in enumerate(inputs))
+        raise RuntimeError(f"{cls.name}: expected all tensors on one device, got {where}; "
+                           "move them with .to(device)") from None
 
 
 def _check_finite(array, message):

@@ -13,6 +13,9 @@ float64 = np.dtype("float64")
 int64 = np.dtype("int64")
 bool_ = np.dtype("bool")
 
+host_array_type = np.ndarray  # the engine checks `type(a) is host_array_type` on its hot path
+host_module = np
+
 _cupy = None  # the cupy module once loaded (tests may put a strict stand-in here)
 
 CUPY_HINT = (
@@ -152,6 +155,19 @@ def as_array(data, dtype=None, device=None):
     return data if device is None else to_device(data, device)
 
 
+def scalar_like(array, value, dtype):
+    """A 0-d array holding ``value`` on the device of ``array``."""
+    if type(array) is np.ndarray:
+        return np.array(value, dtype=dtype)
+    with array.device:
+        return array_module(array).array(value, dtype=dtype)
+
+
+def quiet_overflow(xp):
+    """Context that silences floating-point overflow warnings (numpy warns, cupy never does)."""
+    return np.errstate(over="ignore") if xp is np else _NullContext()
+
+
 def as_dtype(dtype):
     """A numpy dtype object from a dtype, a type or a name such as ``"float32"``."""
     return np.dtype(dtype)
@@ -159,6 +175,8 @@ def as_dtype(dtype):
 
 def broadcast_shape(op: str, *shapes) -> tuple:
     """The numpy broadcast of ``shapes``, or ValueError naming the op and every shape."""
+    if len(shapes) == 2 and not (shapes[0] and shapes[1]):  # a 0-d operand broadcasts to anything
+        return shapes[0] or shapes[1]
     ndim = max(len(s) for s in shapes)
     out = []
     for axis in range(ndim):
@@ -239,7 +257,7 @@ def scatter_add(xp, target, index, values):
 
 def all_finite(x) -> bool:
     """True when every element is finite (a host sync; used only by anomaly mode)."""
-    return bool(array_module(x).isfinite(x).all())
+    return bool(to_host(array_module(x).isfinite(x).all()))  # an explicit 1-element copy
 
 
 def synchronize(device: str = "cuda:0"):
@@ -248,7 +266,7 @@ def synchronize(device: str = "cuda:0"):
         _cupy.cuda.Device(int(device.split(":")[1])).synchronize()
 
 
-# ----------------------------------------------------------------------------- host I/O (data.py, serialization.py)
+# ----------------------------------------------------------------------------- host I/O (data, serialization)
 # Dataset files and checkpoints are read and written on the host; these helpers keep numpy
 # imports in this module. Nothing here ever unpickles: npz archives are read with
 # allow_pickle=False, so an object array raises instead of running code.
@@ -283,3 +301,14 @@ def read_npz(file) -> dict:
 def is_host_scalar(x) -> bool:
     """True for a numpy scalar such as ``np.float32(1.5)`` (not a 0-d array)."""
     return isinstance(x, np.generic)
+
+
+# ----------------------------------------------------------------------------- convolution (ops/conv.py)
+def im2col_chunk_bytes(xp) -> int:
+    """How large a column matrix convolutions build at a time (whole examples per chunk).
+
+    On the CPU a few MB stay in cache: col2im and the GEMMs run faster than on one huge matrix
+    and peak memory stays near the size of the activations. On a GPU every chunk costs kernel
+    launches and memory is plentiful, so the whole batch goes at once.
+    """
+    return 4 << 20 if xp is np else 1 << 30

@@ -55,7 +55,7 @@ class Tensor:
     # ------------------------------------------------------------------ attributes
     @property
     def shape(self) -> tuple:
-        return tuple(self.data.shape)
+        return self.data.shape
 
     @property
     def ndim(self) -> int:
@@ -167,7 +167,7 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("register_hook on a tensor that does not require grad")
         if self.grad_fn is not None:
-            self.grad_fn._hooks.append(fn)
+            self.grad_fn.add_hook(fn)
         else:
             if self._hooks is None:
                 self._hooks = []

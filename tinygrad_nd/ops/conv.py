@@ -17,6 +17,9 @@ Static parameters, already normalised by the functional wrapper (``nn.functional
 """
 from __future__ import annotations
 
+import math
+
+from .. import backend
 from ..autograd import Function
 from . import _im2col as im
 from .registry import register
@@ -91,6 +94,14 @@ def _col_blocks(cols, groups):
     return cols.reshape(groups, -1, cols.shape[-1])
 
 
+def _chunks(xp, x_shape, kernel, out, dtype):
+    """Slices of whole examples whose column matrix fits ``backend.im2col_chunk_bytes``:
+    memory stays near the activations' size and each chunk's columns stay in cache."""
+    per_example = x_shape[1] * math.prod(kernel) * math.prod(out) * dtype.itemsize
+    step = max(1, backend.im2col_chunk_bytes(xp) // max(per_example, 1))
+    return [slice(b, min(b + step, x_shape[0])) for b in range(0, x_shape[0], step)]
+
+
 def _check_dtypes(op, a, b):
     if a.dtype != b.dtype:
         raise TypeError(f"{op}: the two inputs have different dtypes ({a.dtype} and {b.dtype}); "
@@ -113,23 +124,25 @@ class _ConvFunction(Function):
 class ConvNd(_ConvFunction):
     """y[b, o, *p] = sum_{c, k} w[o, c, *k] x_pad[b, g(o) * C_in/g + c, *(p * s + k * d)].
     VJP: gx = conv_nd_input_grad(gy, w), gw = conv_nd_weight_grad(x, gy).
-    Cross-correlation (no kernel flip), as PyTorch; the column matrix is kept for gw."""
+    Cross-correlation (no kernel flip), as PyTorch; saves nothing (gw rebuilds the columns)."""
 
     def forward(self, xp, x, w):
         _check_dtypes(self.name, x, w)
         out = check_conv_shapes(self.name, x.shape, w.shape, **self.conv_params())
-        cols = im.im2col(xp, x, w.shape[2:], self.stride, self.padding, self.dilation)
-        rows = _grouped_matmul(xp, _weight_blocks(w, self.groups),
-                               _col_blocks(cols, self.groups))  # (C_out, batch*out)
-        self.save_for_backward(cols)
+        kernel, size, blocks = w.shape[2:], math.prod(out), _weight_blocks(w, self.groups)
+        rows = xp.empty((w.shape[0], x.shape[0] * size), dtype=x.dtype)  # (C_out, batch*out)
+        for chunk in _chunks(xp, x.shape, kernel, out, x.dtype):
+            cols = im.im2col(xp, x[chunk], kernel, self.stride, self.padding, self.dilation)
+            rows[:, chunk.start * size:chunk.stop * size] = _grouped_matmul(
+                xp, blocks, _col_blocks(cols, self.groups))  # (C_out, chunk*out)
         return im.from_rows(xp, rows, x.shape[0], out)  # (batch, C_out, *out), a view
 
     def backward(self, gy):
         x, w = self.inputs
         gx = ConvNdInputGrad.apply(gy, w, input_shape=x.shape, **self.conv_params()) \
             if self.needs_grad[0] else None
-        gw = ConvNdWeightGrad.apply(x, gy, weight_shape=w.shape, cols=self.saved[0],
-                                    **self.conv_params()) if self.needs_grad[1] else None
+        gw = ConvNdWeightGrad.apply(x, gy, weight_shape=w.shape, **self.conv_params()) \
+            if self.needs_grad[1] else None
         return gx, gw
 
 
@@ -139,21 +152,28 @@ class ConvNdInputGrad(_ConvFunction):
     Bilinear in (gy, w). VJP: g_gy = conv_nd(ggx, w), g_w = conv_nd_weight_grad(ggx, gy)."""
 
     def forward(self, xp, gy, w):
-        kernel, groups = w.shape[2:], self.groups
         _check_dtypes(self.name, gy, w)
-        check_conv_shapes(self.name, self.input_shape, w.shape, **self.conv_params())
-        if all(s == 1 for s in self.stride):  # contiguous adds on the padded grid
-            grid = im.padded_spatial(self.input_shape[2:], self.padding)
-            rows = im.rows_on_grid(xp, gy, grid)  # (C_out, batch*grid), zero past the outputs
+        out = check_conv_shapes(self.name, self.input_shape, w.shape, **self.conv_params())
+        (batch, channels, *spatial), kernel = self.input_shape, w.shape[2:]
+        blocks = _weight_blocks(w, self.groups).swapaxes(1, 2)  # (groups, C_in/g*K, C_out/g)
+        grid = im.padded_spatial(spatial, self.padding)
+        size = math.prod(grid)
+        if all(s == 1 for s in self.stride):  # contiguous adds on the flattened padded grid
+            tail = im.grid_shifts(grid, kernel, self.dilation)[-1]
+            flat = xp.zeros((channels, batch * size + tail), dtype=gy.dtype)
+            for chunk in _chunks(xp, self.input_shape, kernel, grid, gy.dtype):
+                rows = im.rows_on_grid(xp, gy[chunk], grid)  # (C_out, chunk*grid), zero-padded
+                cols = _grouped_matmul(xp, blocks, _col_blocks(rows, self.groups))  # (C_in*K, .)
+                im.col2im_stride1_add(xp, cols, flat[:, chunk.start * size:chunk.stop * size + tail],
+                                      grid, kernel, self.dilation)
+            padded = flat[:, :batch * size].reshape(channels, batch, *grid)  # (C_in, batch, *grid)
         else:
-            rows = im.to_rows(xp, gy)  # (C_out, batch*out)
-        blocks = _weight_blocks(w, groups).swapaxes(1, 2)  # (groups, C_in/g*K, C_out/g)
-        cols = _grouped_matmul(xp, blocks, _col_blocks(rows, groups))  # (C_in*K, L)
-        if all(s == 1 for s in self.stride):
-            return im.col2im_stride1(xp, cols, self.input_shape, kernel, self.padding,
-                                     self.dilation)
-        return im.col2im(xp, cols, self.input_shape, kernel, self.stride, self.padding,
-                         self.dilation)
+            padded = xp.zeros((channels, batch, *grid), dtype=gy.dtype)  # (C_in, batch, *grid)
+            for chunk in _chunks(xp, self.input_shape, kernel, out, gy.dtype):
+                rows = im.to_rows(xp, gy[chunk])  # (C_out, chunk*out)
+                cols = _grouped_matmul(xp, blocks, _col_blocks(rows, self.groups))  # (C_in*K, .)
+                im.col2im_add(xp, cols, padded[:, chunk], kernel, self.stride, self.dilation)
+        return im.crop_channels_first(xp, padded, spatial, self.padding)  # (batch, C_in, *spatial)
 
     def backward(self, ggx):
         gy, w = self.inputs
@@ -166,22 +186,19 @@ class ConvNdInputGrad(_ConvFunction):
 @register("conv_nd_weight_grad")
 class ConvNdWeightGrad(_ConvFunction):
     """gw = gy @ im2col(x)^T: the adjoint of w -> conv_nd(x, w), of shape ``weight_shape``.
-    Bilinear in (x, gy). VJP: g_x = conv_nd_input_grad(gy, ggw), g_gy = conv_nd(x, ggw).
-    ``cols``, when given, is im2col(x) from the forward pass (used once, not a parameter)."""
-
-    def __init__(self, *, cols=None, **params):
-        super().__init__(**params)
-        self.cols = cols
+    Bilinear in (x, gy). VJP: g_x = conv_nd_input_grad(gy, ggw), g_gy = conv_nd(x, ggw)."""
 
     def forward(self, xp, x, gy):
         groups, weight_shape = self.groups, self.weight_shape
         _check_dtypes(self.name, x, gy)
-        check_conv_shapes(self.name, x.shape, weight_shape, **self.conv_params())
-        cols, self.cols = self.cols, None
-        if cols is None:
-            cols = im.im2col(xp, x, weight_shape[2:], self.stride, self.padding, self.dilation)
-        rows = _col_blocks(im.to_rows(xp, gy), groups)  # (groups, C_out/g, batch*out)
-        gw = _grouped_matmul(xp, rows, _col_blocks(cols, groups).swapaxes(1, 2))  # (C_out, C_in/g*K)
+        out = check_conv_shapes(self.name, x.shape, weight_shape, **self.conv_params())
+        kernel = weight_shape[2:]
+        gw = xp.zeros((groups, weight_shape[0] // groups, math.prod(weight_shape[1:])), x.dtype)
+        for chunk in _chunks(xp, x.shape, kernel, out, x.dtype):
+            cols = im.im2col(xp, x[chunk], kernel, self.stride, self.padding, self.dilation)
+            rows = _col_blocks(im.to_rows(xp, gy[chunk]), groups)  # (groups, C_out/g, chunk*out)
+            gw += _grouped_matmul(xp, rows, _col_blocks(cols, groups).swapaxes(1, 2)).reshape(
+                gw.shape)  # (groups, C_out/g, C_in/g*K)
         return gw.reshape(weight_shape)
 
     def backward(self, ggw):

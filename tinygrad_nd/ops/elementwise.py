@@ -155,19 +155,32 @@ class Abs(Function):
 
 @register("sigmoid")
 class Sigmoid(Function):
-    """y = 1 / (1 + exp(-x)), evaluated through exp(-|x|) so it never overflows.
-    VJP: gx = gy * y * (1 - y)."""
+    """y = 1 / (1 + exp(-x)); exp(-x) overflowing to inf (x < -88 in float32) gives the right
+    limit 0, so that overflow is expected and silenced. VJP: gx = gy * y * (1 - y)."""
 
     uses_output = True
 
     def forward(self, xp, x):
-        e = xp.exp(-xp.abs(x))  # in (0, 1]: no overflow at any x
-        r = 1 / (1 + e)
-        return xp.where(x >= 0, r, e * r)
+        with backend.quiet_overflow(xp):
+            return 1 / (1 + xp.exp(-x))
 
     def backward(self, gy):
-        y = self.output()
-        return gy * y * (1.0 - y)
+        return SigmoidBackward.apply(gy, self.output())
+
+
+@register("sigmoid_backward")
+class SigmoidBackward(Function):
+    """gx = gy * y * (1 - y) for the sigmoid output y: sigmoid's VJP as one primitive.
+    VJP: g_gy = g * y * (1 - y) (the same op), g_y = g * gy * (1 - 2 y)."""
+
+    def forward(self, xp, gy, y):
+        return gy * (y - y * y)
+
+    def backward(self, g):
+        gy, y = self.inputs
+        g_gy = SigmoidBackward.apply(g, y) if self.needs_grad[0] else None
+        g_y = g * gy * (1.0 - 2.0 * y) if self.needs_grad[1] else None
+        return g_gy, g_y
 
 
 @register("tanh")
@@ -180,8 +193,22 @@ class Tanh(Function):
         return xp.tanh(x)
 
     def backward(self, gy):
-        y = self.output()
-        return gy * (1.0 - y * y)
+        return TanhBackward.apply(gy, self.output())
+
+
+@register("tanh_backward")
+class TanhBackward(Function):
+    """gx = gy * (1 - y^2) for the tanh output y: tanh's VJP as one primitive.
+    VJP: g_gy = g * (1 - y^2) (the same op), g_y = -2 g gy y."""
+
+    def forward(self, xp, gy, y):
+        return gy - gy * y * y
+
+    def backward(self, g):
+        gy, y = self.inputs
+        g_gy = TanhBackward.apply(g, y) if self.needs_grad[0] else None
+        g_y = -2.0 * g * gy * y if self.needs_grad[1] else None
+        return g_gy, g_y
 
 
 @register("relu")
@@ -244,17 +271,13 @@ def lift(value, like: Tensor) -> Tensor:
     if isinstance(value, Tensor):
         return value
     if isinstance(value, (bool, int, float)):
-        if backend.is_float_dtype(like.dtype):
-            dtype = like.dtype
-        elif isinstance(value, float):
-            dtype = backend.float32
-        elif isinstance(value, bool) and like.dtype == backend.bool_:
-            dtype = backend.bool_
-        else:
-            dtype = backend.int64 if like.dtype == backend.bool_ else like.dtype
-        xp = backend.array_module(like.data)
-        with backend.on_device(xp, like.device):
-            return Tensor._make(xp.asarray(value, dtype=dtype), None)
+        dtype = like.dtype
+        if dtype.kind != "f":
+            if isinstance(value, float):
+                dtype = backend.float32
+            elif dtype == backend.bool_ and not isinstance(value, bool):
+                dtype = backend.int64
+        return Tensor._make(backend.scalar_like(like.data, value, dtype), None)
     return Tensor(value, device=like.device)
 
 
