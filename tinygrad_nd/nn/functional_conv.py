@@ -7,7 +7,7 @@ input and removes it again, and adds the bias as a broadcast sum.
 from __future__ import annotations
 
 from ..ops.conv import ConvNd
-from ..ops.pool import AvgPoolNd, MaxPoolNd, MaxPoolNdIndices
+from ..ops.pool import AvgPoolNd, MaxPoolNd, max_pool_nd_indices
 from ..tensor import Tensor
 
 
@@ -190,8 +190,7 @@ def _max_pool(op, n, input, kernel_size, stride, padding, dilation, ceil_mode, r
         y = y.squeeze(0)
     if not return_indices:
         return y
-    # a second, non-differentiable pass: paid only when the indices are asked for
-    indices = MaxPoolNdIndices.apply(x.detach(), ceil_mode=ceil_mode, **params)
+    indices = max_pool_nd_indices(x, ceil_mode=ceil_mode, **params)  # a second pass
     return y, indices.squeeze(0) if unbatched else indices
 
 

@@ -8,6 +8,9 @@ the matching gather, whose gradient is the scatter again::
     gx = max_pool_nd_scatter(gy, argk)     (MaxPoolNdScatter)
     gz = max_pool_nd_gather(z, argk)       (MaxPoolNdGather)
 
+``argk`` travels as an integer Tensor input that needs no gradient. ``max_pool_nd_indices``
+turns the same choice into PyTorch's flat indices (not differentiable, not a primitive).
+
 Average pooling is linear: ``avg_pool_nd`` and ``avg_pool_nd_grad`` are each other's adjoint.
 
 Static parameters, normalised by the functional wrapper: N-tuples of ints ``kernel_size``,
@@ -17,6 +20,7 @@ input itself: padding (-inf for max, zeros for the average) is never materialise
 """
 from __future__ import annotations
 
+from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor
 from . import _im2col as im
@@ -99,22 +103,6 @@ class MaxPoolNd(_PoolFunction):
                     dilation=self.dilation)
 
 
-@register("max_pool_nd_indices")
-class MaxPoolNdIndices(MaxPoolNd):
-    """i[b, c, *o] = flat index, in the (b, c) plane of x, of the element max_pool_nd chooses
-    (PyTorch's ``return_indices``). Integer output: not differentiable."""
-
-    def forward(self, xp, x):
-        super().forward(xp, x)
-        (argk,) = self.saved
-        self.saved = ()
-        return im.flat_indices(xp, argk, x.shape[2:], self.kernel_size, self.stride,
-                               self.padding, self.dilation)
-
-    def backward(self, gy):
-        return None
-
-
 @register("max_pool_nd_scatter")
 class MaxPoolNdScatter(_PoolFunction):
     """gx = zeros(shape) with gy[b, c, *o] added at the element of window o chosen by argk
@@ -149,6 +137,19 @@ class MaxPoolNdGather(_PoolFunction):
         return g_z, None
 
     window_params = MaxPoolNd.window_params
+
+
+def max_pool_nd_indices(x: Tensor, *, kernel_size, stride, padding, dilation, ceil_mode) -> Tensor:
+    """PyTorch's ``return_indices``: for every window, the flat index in its ``(b, c)`` plane of
+    ``x`` of the element ``max_pool_nd`` chooses, as int64. Not differentiable (like argmax): a
+    second pass over ``x``, paid only when the indices are asked for."""
+    params = pool_static("max_pool_nd", kernel_size, stride, padding, dilation)
+    check_pool_shape("max_pool_nd", x.shape, ceil_mode=ceil_mode, **params)
+    xp = backend.array_module(x.data)
+    window = dict(kernel=params["kernel_size"], stride=params["stride"],
+                  padding=params["padding"], dilation=params["dilation"])
+    _, argk = im.max_pool(xp, x.data, ceil_mode=ceil_mode, **window)
+    return Tensor._make(im.flat_indices(xp, argk, x.shape[2:], **window), None)
 
 
 @register("avg_pool_nd")

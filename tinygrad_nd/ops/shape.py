@@ -219,7 +219,7 @@ def _raw_index(index, x: Tensor):
             item = item.data
         elif isinstance(item, list):
             item = backend.as_array(item, device=x.device)
-        if hasattr(item, "dtype") and not (item.dtype.kind in "iub"):
+        if hasattr(item, "dtype") and item.dtype.kind not in "iub":
             raise IndexError(f"getitem: index arrays must be integer or bool, got {item.dtype}")
         if hasattr(item, "dtype") and item.dtype.kind == "u":
             item = item.astype(xp.int64)

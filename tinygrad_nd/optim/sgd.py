@@ -1,6 +1,7 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay."""
 from __future__ import annotations
 
+from ..tensor import Tensor
 from .optimizer import Optimizer, check_number
 
 
@@ -65,7 +66,7 @@ class SGD(Optimizer):
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = grad.copy()  # the first step takes the gradient as it is
-                state["momentum_buffer"] = _wrap(buf)
+                state["momentum_buffer"] = Tensor._make(buf, None)
             else:
                 buf = buf.data
                 buf *= momentum
@@ -73,8 +74,3 @@ class SGD(Optimizer):
             grad = grad + momentum * buf if group["nesterov"] else buf
         p.data -= group["lr"] * grad
 
-
-def _wrap(array):
-    from ..tensor import Tensor  # a detached Tensor around an optimizer-owned array
-
-    return Tensor._make(array, None)

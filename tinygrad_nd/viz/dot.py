@@ -389,6 +389,7 @@ def to_dot(*roots, params=None, show_grads=True, hide_intermediate=False, max_no
         lines.append(f"summary {_attrs(summary)}")
     if show_grads:
         lines.append(f"legend {_attrs(_legend())}")
+        lines.append('{rank="sink"; legend}')
     linked = set()
     for src, dst, t in walk.edges:
         if dst >= keep:
@@ -401,8 +402,8 @@ def to_dot(*roots, params=None, show_grads=True, hide_intermediate=False, max_no
         attrs = {}
         if t is not None:  # an intermediate result
             attrs = {} if hide_intermediate else dict(label=" " + _shape(t.shape))
-            if src in on_path and dst in on_path:
-                attrs["weight"] = "4"  # pull the data path straight
+        if src in on_path and dst in on_path:
+            attrs["weight"] = "10"  # pull the data path straight
         lines.append(f"{keys[src]} -> {keys[dst]}" + (f" {_attrs(attrs)}" if attrs else ""))
     # rank each parameter below the op that feeds its consumer, so a module's box starts
     # after the previous module's box instead of beside it
@@ -551,15 +552,27 @@ def _clusters(keys, nodes, cluster_of, by_name):
     ids = {name: f"cluster_{i}" for i, name in enumerate(order)}
     lines = []
 
+    def title(name):
+        module = by_name[name]
+        return type(module).__name__ if name == "" else f"{name}: {type(module).__name__}"
+
     def emit(name, depth):
         pad = "\t" * depth
         for key in members.get(name, ()):
             lines.append(f"{pad}{key} {_attrs(nodes[key])}")
-        for child in sorted(children.get(name, ()), key=order.index):
-            module = by_name[child]
-            label = type(module).__name__ if child == "" else f"{child}: {type(module).__name__}"
+        for child in children.get(name, ()):
+            inside = members.get(child, [])
+            if not children.get(child) and len(inside) == 1 and inside[0].startswith("op"):
+                # a module that ran one op and owns no parameters (ReLU, MaxPool2d, Flatten):
+                # the op, titled with the module, reads better than a box around one node
+                attrs = dict(nodes[inside[0]])
+                attrs["label"] = _Html(f'<FONT POINT-SIZE="9" COLOR="#555555">{_html(title(child))}'
+                                       f'</FONT><BR/>{attrs["label"]}')
+                lines.append(f"{pad}{inside[0]} {_attrs(attrs)}")
+                continue
+            fill = "#fafafa" if depth % 2 == 0 else "#f0f0f0"
             lines.append(f"{pad}subgraph {ids[child]} {{")
-            lines.append(f"{pad}\tgraph {_attrs(dict(label=label, labeljust='l', style='rounded,filled', fillcolor='#fafafa' if depth % 2 == 0 else '#f0f0f0', color='#9a9a9a', fontsize='10', fontcolor='#333333'))}")
+            lines.append(f"{pad}\tgraph {_attrs(dict(label=title(child), labeljust='l', style='rounded,filled', fillcolor=fill, color='#9a9a9a', fontsize='10', fontcolor='#333333'))}")
             emit(child, depth + 1)
             lines.append(f"{pad}}}")
 
