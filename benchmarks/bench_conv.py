@@ -16,7 +16,8 @@ sets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS before numpy is i
 ``torch.set_num_threads(N)``, so both sides get the same count. Peak memory of workload b's step
 is measured three ways: tracemalloc (numpy allocations, which numpy reports to it), torch's
 profiler (tensor allocations of the step, replayed in time order; mkldnn scratch is not seen),
-and, for both, the rise of the process's peak RSS during one step in a fresh subprocess.
+and, for both alike, how far the resident set rises during one step (Linux only: a fresh
+subprocess, one warm-up step, glibc returning freed buffers to the OS at once).
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2, help="threads for numpy's BLAS and torch")
     p.add_argument("--only", default=WORKLOADS, help="workload ids, e.g. 'b,e' (default all)")
     p.add_argument("--repeat", type=int, default=0,
-                   help="timed runs per workload (default: as many as fit in ~1.5 s, 7 to 100)")
+                   help="timed runs per workload (default: as many as fit in ~2 s, 7 to 100)")
     p.add_argument("--no-torch", action="store_true", help="time tinygrad_nd alone")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -220,23 +221,28 @@ DESCRIPTIONS = {
 
 
 # ----------------------------------------------------------------------------- timing
-def time_step(step, sync, repeat):
-    for _ in range(3):  # warm-up: caches, allocator, BLAS threads
-        step()
-    sync()
+def time_steps(steps, syncs, repeat):
+    """Median, min and max seconds per step of each framework. The frameworks alternate run by
+    run, so that a noisy neighbour on the machine slows both alike."""
+    for step, sync in zip(steps, syncs):
+        for _ in range(3):  # warm-up: caches, allocator, BLAS threads
+            step()
+        sync()
     if not repeat:
         start = time.perf_counter()
-        step()
-        sync()
+        for step, sync in zip(steps, syncs):
+            step()
+            sync()
         once = time.perf_counter() - start
-        repeat = int(min(100, max(7, 1.5 / max(once, 1e-6))))
-    times = []
+        repeat = int(min(100, max(7, 2.0 / max(once, 1e-6))))
+    times = [[] for _ in steps]
     for _ in range(repeat):
-        start = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - start)
-    return dict(median=statistics.median(times), min=min(times), max=max(times), runs=repeat)
+        for step, sync, record in zip(steps, syncs, times):
+            start = time.perf_counter()
+            step()
+            sync()
+            record.append(time.perf_counter() - start)
+    return [dict(median=statistics.median(t), min=min(t), max=max(t), runs=repeat) for t in times]
 
 
 # ----------------------------------------------------------------------------- memory
@@ -274,24 +280,40 @@ def torch_profiler_peak(step):
     return peak
 
 
-def rss_child(which):
-    """In a fresh process: the rise of peak RSS (ru_maxrss) during the first step of b."""
-    import resource
+def _proc_status_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
+
+def rss_child(which):
+    """In a fresh process, after one warm-up step: how far the resident set rises above its
+    level before the step (Linux: VmHWM, reset through /proc/self/clear_refs, minus VmRSS)."""
     side = Side(which, "cpu")
     if side.torch:
         torch.set_num_threads(ARGS.threads)
     step, _ = build("b", side)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"rss_rise_bytes": (after - before) * 1024}))  # ru_maxrss is in KiB on Linux
+    before = _proc_status_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets the peak (VmHWM) to the current resident size
+    step()
+    print(json.dumps({"rss_rise_bytes": (_proc_status_kib("VmHWM") - before) * 1024}))
 
 
 def rss_rise(which):
+    """Peak-RSS rise of one step of b in a subprocess; glibc's mmap threshold is fixed at 64 KiB
+    there, so freed buffers go back to the OS at once and both frameworks are measured alike."""
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", which,
            "--threads", str(ARGS.threads)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+    except (subprocess.CalledProcessError, OSError) as exc:  # e.g. no /proc (not Linux)
+        print(f"peak-RSS measurement failed for {which}: {exc}", file=sys.stderr)
+        return None
     return json.loads(out.strip().splitlines()[-1])["rss_rise_bytes"]
 
 
@@ -319,6 +341,10 @@ def setup_device():
     return "cuda:0"
 
 
+def mib(nbytes):
+    return "n/a" if nbytes is None else f"{nbytes / 2**20:.1f}"
+
+
 def fmt_ms(seconds, micro=False):
     return f"{seconds * 1e6:.0f} us" if micro else f"{seconds * 1e3:.2f}"
 
@@ -334,11 +360,11 @@ def main():
     sides = [Side("tinygrad_nd", device)] + ([Side("torch", device)] if have_torch else [])
     results = {}
     for w in [c for c in ARGS.only if c in WORKLOADS]:
-        results[w] = {}
-        for side in sides:
-            step, flops = build(w, side)
-            results[w][side.name] = time_step(step, side.sync, ARGS.repeat)
-            results[w][side.name]["flops"] = flops
+        built = [build(w, side) for side in sides]
+        timings = time_steps([step for step, _ in built], [side.sync for side in sides],
+                             ARGS.repeat)
+        results[w] = {side.name: dict(t, flops=flops)
+                      for side, t, (_, flops) in zip(sides, timings, built)}
 
     batch = 256 if device != "cpu" else None
     print(f"device {device}, {ARGS.threads} thread(s); numpy {np.__version__}"
@@ -366,12 +392,12 @@ def main():
         memory = memory_report(have_torch)
         print("\nPeak memory of workload b's step (MiB):")
         t = memory["tinygrad_nd"]
-        print(f"- tinygrad_nd: tracemalloc peak {t['tracemalloc'] / 2**20:.1f}, "
-              f"peak-RSS rise {t['rss_rise'] / 2**20:.1f}")
+        print(f"- tinygrad_nd: tracemalloc peak {mib(t['tracemalloc'])}, "
+              f"peak-RSS rise {mib(t['rss_rise'])}")
         if have_torch:
             t = memory["torch"]
-            print(f"- torch: profiler tensor peak {t['profiler'] / 2**20:.1f}, "
-                  f"peak-RSS rise {t['rss_rise'] / 2**20:.1f}")
+            print(f"- torch: profiler tensor peak {mib(t['profiler'])}, "
+                  f"peak-RSS rise {mib(t['rss_rise'])}")
     if ARGS.json:
         with open(ARGS.json, "w") as f:
             json.dump({"device": device, "threads": ARGS.threads, "results": results,

@@ -157,7 +157,7 @@ CASES += _cases("getitem", lambda x: x[tnd.tensor([[1, 1], [0, 2]]), tnd.tensor(
 CASES += _cases("getitem", lambda x, m: x[m], lambda x, m: x[m], {"bool-mask": ((3, 4), (3, 4))},
                 make=(randn, mask), grad=(True, False))
 CASES += _cases("index_put_add",
-                lambda x: S.IndexPutAdd.apply(x, index=(np.array([0, 2, 0]),), shape=(4, 3)),
+                lambda x: S.IndexPutAdd.apply(x, index=(tnd.tensor([0, 2, 0], device=x.device).data,), shape=(4, 3)),
                 lambda x: _np_index_add((4, 3), (np.array([0, 2, 0]),), x),
                 {"repeated-rows": ((3, 3),)},
                 torch_fn=lambda torch, x: torch.zeros(4, 3, dtype=x.dtype).index_put(

@@ -158,10 +158,12 @@ class Function:
         for a in arrays:  # the common case, all numpy arrays, is checked inline
             if type(a) is not _HOST_ARRAY:
                 xp = _common_module(cls, inputs, arrays)
+                with backend.device_scope(a):  # kernels run on the inputs' device, not device 0
+                    y = fn.forward(xp, *arrays)
                 break
         else:
             xp = _HOST_MODULE
-        y = fn.forward(xp, *arrays)
+            y = fn.forward(xp, *arrays)
         if type(y) is not _HOST_ARRAY:
             y = backend.ensure_array(y)  # numpy reductions return scalars
         out = object.__new__(Tensor)
@@ -314,7 +316,11 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                         owner.grad = gy if create_graph else gy.detach()
                 if node in capture_nodes:
                     captured[node] = gy
-                grads = _call_backward(node, gy)
+                if type(gy.data) is _HOST_ARRAY:
+                    grads = _call_backward(node, gy)
+                else:
+                    with backend.device_scope(gy.data):  # raw xp work in rules: gy's device
+                        grads = _call_backward(node, gy)
                 if not isinstance(grads, tuple):
                     grads = (grads,)
                 if len(grads) != len(node.inputs):
@@ -355,7 +361,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
             elif leaf.grad is None:
                 leaf.grad = g if create_graph else g.detach()
             else:
-                leaf.grad = leaf.grad + g if create_graph else Tensor._make(leaf.grad.data + g.data, None)
+                with backend.device_scope(g.data):
+                    leaf.grad = leaf.grad + g if create_graph else Tensor._make(leaf.grad.data + g.data, None)
 
     if capture is None:
         return None
@@ -386,7 +393,8 @@ def _root_gradients(outputs, grad_outputs):
                                    f"output; this output has shape {out.shape}: pass "
                                    f"gradient=... of that shape")
             xp = backend.array_module(out.data)
-            g = Tensor._make(xp.ones_like(out.data), None)
+            with backend.device_scope(out.data):  # cupy's ones_like uses the current device
+                g = Tensor._make(xp.ones_like(out.data), None)
         else:
             if not isinstance(g, Tensor):
                 g = Tensor(g, dtype=out.dtype, device=out.device)

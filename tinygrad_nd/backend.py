@@ -123,12 +123,23 @@ def on_device(xp, device: str):
     return xp.cuda.Device(int(device.split(":")[1]))
 
 
+def device_scope(x):
+    """Context in which kernels run and new arrays land on the device of array ``x`` (CuPy uses
+    the *current* device, not the inputs'); a no-op for host arrays."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return _NULL_CONTEXT
+    return x.device
+
+
 class _NullContext:
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         return False
+
+
+_NULL_CONTEXT = _NullContext()
 
 
 # ----------------------------------------------------------------------------- conversion
@@ -257,7 +268,8 @@ def scatter_add(xp, target, index, values):
 
 def all_finite(x) -> bool:
     """True when every element is finite (a host sync; used only by anomaly mode)."""
-    return bool(to_host(array_module(x).isfinite(x).all()))  # an explicit 1-element copy
+    with device_scope(x):
+        return bool(to_host(array_module(x).isfinite(x).all()))  # an explicit 1-element copy
 
 
 def synchronize(device: str = "cuda:0"):

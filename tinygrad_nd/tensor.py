@@ -299,6 +299,26 @@ class Tensor:
 
         return E.compare("ge", self, other)
 
+    def __and__(self, other):
+        from .ops import elementwise as E
+
+        return E.compare("and", self, other)
+
+    def __or__(self, other):
+        from .ops import elementwise as E
+
+        return E.compare("or", self, other)
+
+    def __xor__(self, other):
+        from .ops import elementwise as E
+
+        return E.compare("xor", self, other)
+
+    def __invert__(self):
+        from .ops import elementwise as E
+
+        return E.invert(self)
+
     # ------------------------------------------------------------------ elementwise
     def abs(self):
         from .ops import elementwise as E
@@ -381,6 +401,18 @@ class Tensor:
         from .ops import reduce as R
 
         return R.min(self, dim, keepdim)
+
+    def all(self, dim=None, keepdim=False):
+        """True where every element (over ``dim``) is nonzero; a bool tensor, not differentiable."""
+        from .ops import reduce as R
+
+        return R.all(self, dim, keepdim)
+
+    def any(self, dim=None, keepdim=False):
+        """True where some element (over ``dim``) is nonzero; a bool tensor, not differentiable."""
+        from .ops import reduce as R
+
+        return R.any(self, dim, keepdim)
 
     def argmax(self, dim=None, keepdim=False):
         from .ops import reduce as R

@@ -92,16 +92,25 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Ten
                          f"shape {(input.shape[0],) + input.shape[2:] if input.ndim >= 2 else '(N,)'}, "
                          f"got {target.shape}")
     classes = input.shape[1]
-    xp = backend.array_module(target.data)
-    if target.data.size and bool(((target.data < 0) | (target.data >= classes)).any()):
-        raise IndexError(f"cross_entropy: target values must lie in [0, {classes}), got "
-                         f"min {int(target.data.min())}, max {int(target.data.max())}")
+    flat_target = S.reshape(target, -1)
+    if backend.is_host_array(target.data):
+        if target.data.size and ((target.data < 0) | (target.data >= classes)).any():
+            raise IndexError(f"cross_entropy: target values must lie in [0, {classes}), got "
+                             f"min {target.data.min()}, max {target.data.max()}")
+        valid = None
+    else:  # checking on a GPU would sync every step: out-of-range targets give a NaN loss instead
+        valid = (flat_target >= 0) & (flat_target < classes)
+        flat_target = E.where(valid, flat_target, 0)
     logp = R.log_softmax(input, 1)
     if input.ndim > 2:  # (N, C, *d) -> (N * prod(d), C)
         logp = S.flatten(S.permute(logp, 0, *range(2, input.ndim), 1), 0, -2)
-    rows = xp.arange(logp.shape[0])
-    picked = S.getitem(logp, (Tensor._make(rows, None), S.reshape(target, -1)))
-    loss = S.reshape(-picked, *target.shape)
+    xp = backend.array_module(target.data)
+    with backend.device_scope(target.data):
+        rows = Tensor._make(xp.arange(logp.shape[0]), None)
+    picked = -S.getitem(logp, (rows, flat_target))  # (N * prod(d),)
+    if valid is not None:
+        picked = E.where(valid, picked, float("nan"))
+    loss = S.reshape(picked, *target.shape)
     return _reduce(loss, reduction, "cross_entropy")
 
 

@@ -6,22 +6,28 @@ input and removes it again, and adds the bias as a broadcast sum.
 """
 from __future__ import annotations
 
-from ..ops.conv import ConvNd
-from ..ops.pool import AvgPoolNd, MaxPoolNd, max_pool_nd_indices
+from numbers import Integral
+
+from ..ops.conv import ConvNd, check_conv_shapes, conv_static
+from ..ops.pool import AvgPoolNd, MaxPoolNd, check_pool_shape, max_pool_nd_indices, pool_static
 from ..tensor import Tensor
+
+
+def _is_int(value):
+    return isinstance(value, Integral) and not isinstance(value, bool)  # numpy ints too
 
 
 def _ntuple(value, n, name, op):
     """An int -> ``(value,) * n``; a sequence of ``n`` ints -> a tuple; else ValueError."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value,) * n
+    if _is_int(value):
+        return (int(value),) * n
     try:
         items = tuple(value)
     except TypeError:
         items = None
-    if items is None or len(items) != n or not all(isinstance(v, int) for v in items):
+    if items is None or len(items) != n or not all(_is_int(v) for v in items):
         raise ValueError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}")
-    return items
+    return tuple(int(v) for v in items)
 
 
 def _conv_padding(padding, kernel, stride, dilation, op):
@@ -39,17 +45,17 @@ def _conv_padding(padding, kernel, stride, dilation, op):
             return tuple((t // 2, t - t // 2) for t in total)
         raise ValueError(f"{op}: padding must be an int, a tuple, 'valid' or 'same', "
                          f"got {padding!r}")
-    if isinstance(padding, int) and not isinstance(padding, bool):
-        return ((padding, padding),) * n
+    if _is_int(padding):
+        return ((int(padding), int(padding)),) * n
     items = tuple(padding)
     if len(items) != n:
         raise ValueError(f"{op}: padding {padding!r} needs {n} entries, one per spatial dim")
     pairs = []
     for p in items:
-        if isinstance(p, int) and not isinstance(p, bool):
-            pairs.append((p, p))
-        elif isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(v, int) for v in p):
-            pairs.append(tuple(p))  # an extension of PyTorch: (lo, hi) per dim
+        if _is_int(p):
+            pairs.append((int(p), int(p)))
+        elif isinstance(p, (tuple, list)) and len(p) == 2 and all(_is_int(v) for v in p):
+            pairs.append((int(p[0]), int(p[1])))  # an extension of PyTorch: (lo, hi) per dim
         else:
             raise ValueError(f"{op}: padding entries must be ints or (lo, hi) pairs, got {p!r}")
     return tuple(pairs)
@@ -61,8 +67,9 @@ def _batched(input: Tensor, n: int, op: str, what: str):
         return input, False
     if input.ndim == n + 1:
         return input.unsqueeze(0), True
-    raise ValueError(f"{op}: {what} needs an input of shape (batch, C, *{n} spatial) or "
-                     f"(C, *{n} spatial), got shape {input.shape}")
+    dims = ", ".join(f"D{i + 1}" for i in range(n))
+    raise ValueError(f"{op}: {what} needs an input of shape (batch, C, {dims}) or (C, {dims}), "
+                     f"got shape {input.shape}")
 
 
 def _conv(op, input, weight, bias, stride, padding, dilation, groups):
@@ -74,12 +81,16 @@ def _conv(op, input, weight, bias, stride, padding, dilation, groups):
     kernel = weight.shape[2:]
     stride = _ntuple(stride, n, "stride", op)
     dilation = _ntuple(dilation, n, "dilation", op)
-    padding = _conv_padding(padding, kernel, stride, dilation, op)
-    y = ConvNd.apply(x, weight, stride=stride, padding=padding, dilation=dilation,
-                     groups=groups)
+    params = conv_static(op, stride, _conv_padding(padding, kernel, stride, dilation, op),
+                         dilation, groups)
+    check_conv_shapes(op, x.shape, weight.shape, **params)  # errors named after the wrapper
+    if x.dtype != weight.dtype:
+        raise TypeError(f"{op}: input ({x.dtype}) and weight ({weight.dtype}) dtypes differ; "
+                        "convert one with .to(dtype=...)")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    y = ConvNd.apply(x, weight, **params)
     if bias is not None:
-        if bias.shape != (weight.shape[0],):
-            raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},), got {bias.shape}")
         y = y + bias.reshape(1, -1, *(1,) * n)  # (1, C_out, 1, ..., 1) broadcasts
     return y.squeeze(0) if unbatched else y
 
@@ -176,15 +187,14 @@ def _pool_args(input, kernel_size, stride, padding, dilation, n, op):
     kernel_size = _ntuple(kernel_size, n, "kernel_size", op)
     stride = kernel_size if stride is None or stride == () or stride == [] else \
         _ntuple(stride, n, "stride", op)
-    params = dict(kernel_size=kernel_size, stride=stride,
-                  padding=_ntuple(padding, n, "padding", op))
-    if dilation is not None:
-        params["dilation"] = _ntuple(dilation, n, "dilation", op)
+    dilation = (1,) * n if dilation is None else _ntuple(dilation, n, "dilation", op)
+    params = pool_static(op, kernel_size, stride, _ntuple(padding, n, "padding", op), dilation)
     return x, unbatched, params
 
 
 def _max_pool(op, n, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     x, unbatched, params = _pool_args(input, kernel_size, stride, padding, dilation, n, op)
+    check_pool_shape(op, x.shape, ceil_mode=ceil_mode, **params)
     y = MaxPoolNd.apply(x, ceil_mode=ceil_mode, **params)
     if unbatched:
         y = y.squeeze(0)
@@ -196,6 +206,8 @@ def _max_pool(op, n, input, kernel_size, stride, padding, dilation, ceil_mode, r
 
 def _avg_pool(op, n, input, kernel_size, stride, padding, ceil_mode, count_include_pad):
     x, unbatched, params = _pool_args(input, kernel_size, stride, padding, None, n, op)
+    check_pool_shape(op, x.shape, ceil_mode=ceil_mode, **params)
+    del params["dilation"]  # average pooling has none
     y = AvgPoolNd.apply(x, ceil_mode=ceil_mode, count_include_pad=count_include_pad, **params)
     return y.squeeze(0) if unbatched else y
 

@@ -119,12 +119,15 @@ class Module:
                                  "before assigning parameters, buffers or sub-modules")
         return registry
 
-    def _forget(self, name: str) -> None:
-        """Remove ``name`` from every registry and the instance dict (before re-registering)."""
+    def _forget(self, name: str, keep: str) -> None:
+        """Remove ``name`` from the instance dict and the registries other than ``keep``, before
+        registering it in ``keep`` (where a re-assigned name keeps its place, as PyTorch)."""
         self.__dict__.pop(name, None)
         for what in ("_parameters", "_buffers", "_modules"):
-            self.__dict__[what].pop(name, None)
-        self._non_persistent.discard(name)
+            if what != keep:
+                self.__dict__[what].pop(name, None)
+        if keep != "_buffers":
+            self._non_persistent.discard(name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register ``param`` (a Parameter or None) as ``self.<name>``."""
@@ -135,7 +138,7 @@ class Module:
                             "wrap it in nn.Parameter (or register it as a buffer)")
         if name not in params and hasattr(self, name):
             raise KeyError(f"attribute {name!r} already exists on {type(self).__name__}")
-        self._forget(name)
+        self._forget(name, "_parameters")
         params[name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
@@ -150,9 +153,11 @@ class Module:
                             "expected a Tensor or None")
         if name not in buffers and hasattr(self, name):
             raise KeyError(f"attribute {name!r} already exists on {type(self).__name__}")
-        self._forget(name)
+        self._forget(name, "_buffers")
         buffers[name] = tensor
-        if not persistent:
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
             self._non_persistent.add(name)
 
     def add_module(self, name: str, module: Module | None) -> None:
@@ -163,7 +168,7 @@ class Module:
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         if name not in modules and hasattr(self, name):
             raise KeyError(f"attribute {name!r} already exists on {type(self).__name__}")
-        self._forget(name)
+        self._forget(name, "_modules")
         modules[name] = module
 
     register_module = add_module
@@ -172,7 +177,7 @@ class Module:
         params = self.__dict__.get("_parameters")
         if isinstance(value, Parameter):
             self._registry("_parameters")
-            self._forget(name)
+            self._forget(name, "_parameters")
             params[name] = value
         elif params is not None and name in params:
             if value is not None:
@@ -181,7 +186,7 @@ class Module:
             params[name] = None
         elif isinstance(value, Module):
             self._registry("_modules")
-            self._forget(name)
+            self._forget(name, "_modules")
             self._modules[name] = value
         elif name in self.__dict__.get("_modules", ()):
             if value is not None:
@@ -321,8 +326,9 @@ class Module:
             if set_to_none:
                 param.grad = None
             else:
-                xp = backend.array_module(param.grad.data)
-                param.grad = Tensor._make(xp.zeros_like(param.grad.data), None)
+                with backend.device_scope(param.grad.data):
+                    xp = backend.array_module(param.grad.data)
+                    param.grad = Tensor._make(xp.zeros_like(param.grad.data), None)
 
     # ------------------------------------------------------------------ state
     def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False) -> dict:
@@ -414,7 +420,7 @@ class Module:
         if errors:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__} "
                                "(nothing was loaded):\n\t" + "\n\t".join(errors))
-        moved = [(target, backend.to_device(array, target.device).copy()) for target, array in updates]
+        moved = [(target, _copy(backend.to_device(array, target.device))) for target, array in updates]
         for target, array in moved:  # all conversions done: now nothing can fail half-way
             target.data = array
         return _IncompatibleKeys(missing, unexpected)
@@ -504,6 +510,12 @@ class Module:
         return sorted(names)
 
 
+def _copy(array):
+    """A copy of ``array`` on its own device (CuPy copies onto the *current* device)."""
+    with backend.device_scope(array):
+        return array.copy()
+
+
 def _snapshot(t: Tensor) -> Tensor:
     """A detached copy of ``t`` on its device."""
-    return Tensor._make(t.data.copy(), None)
+    return Tensor._make(_copy(t.data), None)

@@ -89,17 +89,19 @@ class BatchNormNd(Module):
     def reset_running_stats(self) -> None:
         """Running mean 0, running variance 1, no batches tracked."""
         if self.track_running_stats:
-            xp = backend.array_module(self.running_mean.data)
-            self.running_mean.data = xp.zeros_like(self.running_mean.data)
-            self.running_var.data = xp.ones_like(self.running_var.data)
-            self.num_batches_tracked.data = xp.zeros_like(self.num_batches_tracked.data)
+            with backend.device_scope(self.running_mean.data):
+                xp = backend.array_module(self.running_mean.data)
+                self.running_mean.data = xp.zeros_like(self.running_mean.data)
+                self.running_var.data = xp.ones_like(self.running_var.data)
+                self.num_batches_tracked.data = xp.zeros_like(self.num_batches_tracked.data)
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
         if self.affine:
-            xp = backend.array_module(self.weight.data)
-            self.weight.data = xp.ones_like(self.weight.data)
-            self.bias.data = xp.zeros_like(self.bias.data)
+            with backend.device_scope(self.weight.data):
+                xp = backend.array_module(self.weight.data)
+                self.weight.data = xp.ones_like(self.weight.data)
+                self.bias.data = xp.zeros_like(self.bias.data)
 
     def _expected(self) -> str:
         c = self.num_features
@@ -137,11 +139,11 @@ class BatchNormNd(Module):
         return y
 
     def _update_running_stats(self, mean, var, count):
-        """In place on the buffers' arrays (their dtype is kept), recording nothing."""
-        with no_grad():
+        """New arrays for the buffers (their dtype kept), on their device, recording nothing."""
+        with no_grad(), backend.device_scope(mean):
             self.num_batches_tracked.data = self.num_batches_tracked.data + 1
-            if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked.item())
+            if self.momentum is None:  # cumulative moving average: 1 / batches, kept on the device
+                factor = 1.0 / self.num_batches_tracked.data
             else:
                 factor = self.momentum
             c = self.num_features

@@ -14,14 +14,19 @@ the left, which made the GEMMs 2-3 times faster than the transposed layout (BENC
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
 
+_ALL2 = (slice(None), slice(None))  # the two leading (batch, channel) axes, whatever their order
+
+
 # ----------------------------------------------------------------------------- sizes
+@functools.lru_cache(maxsize=256)
 def kernel_offsets(kernel):
     """All offsets of a kernel in row-major order: ``(0, .., 0), (0, .., 1), ...``."""
-    return list(itertools.product(*(range(k) for k in kernel)))
+    return tuple(itertools.product(*(range(k) for k in kernel)))
 
 
 def conv_out_spatial(spatial, kernel, stride, padding, dilation):
@@ -56,15 +61,19 @@ def window_slices(offset, stride, dilation, out_spatial):
                  for k, s, d, o in zip(offset, stride, dilation, out_spatial))
 
 
+@functools.lru_cache(maxsize=256)
+def _all_window_slices(kernel, stride, dilation, out_spatial):
+    """``window_slices`` of every kernel offset, after the two leading axes (cached)."""
+    return tuple(_ALL2 + window_slices(offset, stride, dilation, out_spatial)
+                 for offset in kernel_offsets(kernel))
+
+
 def _row_major_steps(shape):
     """Element steps of a C-contiguous array of ``shape``: ``(prod(shape[1:]), ..., 1)``."""
     steps = [1] * len(shape)
     for i in range(len(shape) - 2, -1, -1):
         steps[i] = steps[i + 1] * shape[i + 1]
     return steps
-
-
-_ALL2 = (slice(None), slice(None))  # the two leading (batch, channel) axes, whatever their order
 
 
 # ----------------------------------------------------------------------------- conv layouts
@@ -94,8 +103,8 @@ def im2col(xp, x, kernel, stride, padding, dilation):
     else:
         source = x.swapaxes(0, 1)  # (C, batch, *spatial), a view
     cols = xp.empty((channels, math.prod(kernel), batch, *out), dtype=x.dtype)
-    for k, offset in enumerate(kernel_offsets(kernel)):
-        cols[:, k] = source[_ALL2 + window_slices(offset, stride, dilation, out)]
+    for k, window in enumerate(_all_window_slices(kernel, stride, dilation, out)):
+        cols[:, k] = source[window]
     return cols.reshape(channels * math.prod(kernel), batch * math.prod(out))  # (C*K, batch*out)
 
 
@@ -118,8 +127,8 @@ def col2im_add(xp, cols, buf, kernel, stride, dilation):
     channels, batch, *padded = buf.shape
     out = conv_out_spatial(padded, kernel, stride, ((0, 0),) * len(kernel), dilation)
     cols = cols.reshape(channels, math.prod(kernel), batch, *out)  # (C, K, batch, *out)
-    for k, offset in enumerate(kernel_offsets(kernel)):
-        buf[_ALL2 + window_slices(offset, stride, dilation, out)] += cols[:, k]
+    for k, window in enumerate(_all_window_slices(kernel, stride, dilation, out)):
+        buf[window] += cols[:, k]
 
 
 def col2im(xp, cols, input_shape, kernel, stride, padding, dilation):
@@ -196,6 +205,12 @@ def window_boxes(spatial, kernel, stride, padding, dilation, out_spatial):
     ``o * s - p + offset * d``. Padding and ceil-mode overhang are thus never materialised;
     offsets that fall outside for every output position are skipped.
     """
+    return _window_boxes(*(tuple(int(v) for v in a)
+                           for a in (spatial, kernel, stride, padding, dilation, out_spatial)))
+
+
+@functools.lru_cache(maxsize=256)  # pure in its int-tuple arguments: saves per-call overhead
+def _window_boxes(spatial, kernel, stride, padding, dilation, out_spatial):
     boxes = []
     for k, offset in enumerate(kernel_offsets(kernel)):
         in_slices, out_slices = [], []
@@ -210,7 +225,7 @@ def window_boxes(spatial, kernel, stride, padding, dilation, out_spatial):
             out_slices.append(slice(lo, hi))
         else:
             boxes.append((k, _ALL2 + tuple(in_slices), _ALL2 + tuple(out_slices)))
-    return boxes
+    return tuple(boxes)
 
 
 def _covers(out_slices, out_spatial):

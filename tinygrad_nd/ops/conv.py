@@ -17,6 +17,7 @@ Static parameters, already normalised by the functional wrapper (``nn.functional
 """
 from __future__ import annotations
 
+import functools
 import math
 
 from .. import backend
@@ -27,7 +28,13 @@ from .registry import register
 
 def conv_static(op, stride, padding, dilation, groups):
     """Check and freeze the static parameters of the conv primitives (ValueError naming ``op``)."""
-    stride, dilation = tuple(stride), tuple(dilation)
+    frozen = _conv_static(op, tuple(stride), tuple(tuple(pair) for pair in padding),
+                          tuple(dilation), groups)
+    return dict(zip(("stride", "padding", "dilation", "groups"), frozen))
+
+
+@functools.lru_cache(maxsize=512)  # pure; called for every node, so cached (errors are not)
+def _conv_static(op, stride, padding, dilation, groups):
     padding = tuple((int(lo), int(hi)) for lo, hi in padding)
     if not (len(stride) == len(padding) == len(dilation)):
         raise ValueError(f"{op}: stride {stride}, padding {padding} and dilation {dilation} "
@@ -40,9 +47,10 @@ def conv_static(op, stride, padding, dilation, groups):
         raise ValueError(f"{op}: padding must be non-negative, got {padding}")
     if groups < 1:
         raise ValueError(f"{op}: groups must be positive, got {groups}")
-    return dict(stride=stride, padding=padding, dilation=dilation, groups=int(groups))
+    return stride, padding, dilation, int(groups)
 
 
+@functools.lru_cache(maxsize=512)
 def check_conv_shapes(op, x_shape, w_shape, stride, padding, dilation, groups):
     """Raise ValueError naming ``op`` and the shapes unless ``x (batch, C_in, *spatial)`` and
     ``w (C_out, C_in / groups, *kernel)`` fit; return the output spatial size."""
@@ -51,8 +59,9 @@ def check_conv_shapes(op, x_shape, w_shape, stride, padding, dilation, groups):
         raise ValueError(f"{op}: weight must be (C_out, C_in / groups, *kernel) with at least "
                          f"one spatial dim, got shape {tuple(w_shape)}")
     if len(x_shape) != n + 2:
+        dims = ", ".join(f"D{i + 1}" for i in range(n))
         raise ValueError(f"{op}: a weight of shape {tuple(w_shape)} ({n} spatial dims) needs an "
-                         f"input (batch, C_in, *{n} spatial), got shape {tuple(x_shape)}")
+                         f"input (batch, C_in, {dims}), got shape {tuple(x_shape)}")
     if len(stride) != n:
         raise ValueError(f"{op}: {len(stride)}-d stride {stride} for {n} spatial dims")
     if w_shape[0] % groups:

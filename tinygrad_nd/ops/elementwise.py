@@ -388,15 +388,27 @@ def where(cond, x, y) -> Tensor:
 
 
 _COMPARE = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le,
-            "gt": operator.gt, "ge": operator.ge}
+            "gt": operator.gt, "ge": operator.ge, "and": operator.and_, "or": operator.or_,
+            "xor": operator.xor}
 
 
 def compare(kind: str, x, y) -> Tensor:
-    """Elementwise comparison (``kind`` in eq, ne, lt, le, gt, ge): a bool tensor, not differentiable."""
+    """Elementwise comparison (``kind`` in eq, ne, lt, le, gt, ge) or logical/bitwise op (and, or,
+    xor) of bool or integer tensors: not differentiable."""
     if not isinstance(x, Tensor):
         x = lift(x, y)
     if not isinstance(y, Tensor):
         y = lift(y, x)
     backend.broadcast_shape(kind, x.shape, y.shape)
-    backend.common_module([x.data, y.data])  # refuses mixed devices
-    return Tensor._make(_COMPARE[kind](x.data, y.data), None)
+    if x.device != y.device:
+        raise RuntimeError(f"{kind}: expected all tensors on one device, got input 0 on {x.device}, "
+                           f"input 1 on {y.device}; move them with .to(device)")
+    with backend.device_scope(x.data):  # a raw kernel: run it on the inputs' device
+        return Tensor._make(_COMPARE[kind](x.data, y.data), None)
+
+
+def invert(x: Tensor) -> Tensor:
+    """Logical not of a bool tensor (bitwise not of an integer one); not differentiable."""
+    if x.dtype.kind not in "biu":
+        raise TypeError(f"invert: needs a bool or integer tensor, got dtype {x.dtype}")
+    return Tensor._make(~x.data, None)

@@ -20,6 +20,8 @@ input itself: padding (-inf for max, zeros for the average) is never materialise
 """
 from __future__ import annotations
 
+import functools
+
 from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor
@@ -29,8 +31,14 @@ from .registry import register
 
 def pool_static(op, kernel_size, stride, padding, dilation, **flags):
     """Check and freeze the static parameters of the pooling primitives (ValueError naming ``op``)."""
-    kernel_size, stride = tuple(kernel_size), tuple(stride)
-    padding, dilation = tuple(padding), tuple(dilation)
+    frozen = _pool_static(op, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation))
+    params = dict(zip(("kernel_size", "stride", "padding", "dilation"), frozen))
+    params.update((name, bool(value)) for name, value in flags.items())
+    return params
+
+
+@functools.lru_cache(maxsize=512)  # pure; called for every node, so cached (errors are not)
+def _pool_static(op, kernel_size, stride, padding, dilation):
     if not (len(kernel_size) == len(stride) == len(padding) == len(dilation)):
         raise ValueError(f"{op}: kernel_size {kernel_size}, stride {stride}, padding {padding} "
                          f"and dilation {dilation} must have one entry per spatial dim")
@@ -43,18 +51,18 @@ def pool_static(op, kernel_size, stride, padding, dilation, **flags):
     if any(p > k // 2 for p, k in zip(padding, kernel_size)):
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel size "
                          f"{kernel_size}")
-    flags = {name: bool(value) for name, value in flags.items()}
-    return dict(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
-                **flags)
+    return kernel_size, stride, padding, dilation
 
 
+@functools.lru_cache(maxsize=512)
 def check_pool_shape(op, x_shape, kernel_size, stride, padding, dilation, ceil_mode):
     """Raise ValueError naming ``op`` unless ``x (batch, C, *spatial)`` fits the window; return
     the output spatial size."""
     n = len(kernel_size)
     if len(x_shape) != n + 2:
-        raise ValueError(f"{op}: a {n}-d window needs an input (batch, C, *{n} spatial), got "
-                         f"shape {tuple(x_shape)}")
+        dims = ", ".join(f"D{i + 1}" for i in range(n))
+        raise ValueError(f"{op}: a {n}-d window needs an input (batch, C, {dims}), got shape "
+                         f"{tuple(x_shape)}")
     out = im.pool_out_spatial(x_shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
     if min(out) < 1:
         raise ValueError(f"{op}: output size {out} is too small for input shape "
@@ -67,9 +75,10 @@ class _PoolFunction(Function):
     """Shared ``__init__``: the window parameters, checked and frozen once."""
 
     def __init__(self, *, kernel_size, stride, padding, dilation=None, shape=None, **flags):
+        ones = (1,) * len(tuple(kernel_size))
+        params = pool_static(self.name, kernel_size, stride, padding, dilation or ones, **flags)
         if dilation is None:  # average pooling has no dilation
-            dilation = (1,) * len(tuple(kernel_size))
-        params = pool_static(self.name, kernel_size, stride, padding, dilation, **flags)
+            del params["dilation"]
         if shape is not None:
             params["shape"] = tuple(int(n) for n in shape)
         super().__init__(**params)
@@ -162,7 +171,7 @@ class AvgPoolNd(_PoolFunction):
         if xp.dtype(x.dtype).kind != "f":
             raise TypeError(f"{self.name}: needs a floating-point input, got {x.dtype}")
         out = check_pool_shape(self.name, x.shape, self.kernel_size, self.stride, self.padding,
-                               self.dilation, self.ceil_mode)
+                               (1,) * len(self.kernel_size), self.ceil_mode)
         total = im.window_sum(xp, x, self.kernel_size, self.stride, self.padding, out)
         total /= im.avg_pool_divisor(xp, x.shape[2:], self.kernel_size, self.stride,
                                      self.padding, out, self.count_include_pad, x.dtype)

@@ -140,14 +140,29 @@ def min(x: Tensor, dim=None, keepdim: bool = False):
     return MaxResult(-values, indices)
 
 
+def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Logical AND over ``dim`` (all axes when None); a bool tensor, not differentiable."""
+    dims = S.normalize_dims(dim, x.ndim, "all")
+    xp = backend.array_module(x.data)
+    return Tensor._make(xp.all(x.data, axis=dims, keepdims=keepdim), None)
+
+
+def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Logical OR over ``dim`` (all axes when None); a bool tensor, not differentiable."""
+    dims = S.normalize_dims(dim, x.ndim, "any")
+    xp = backend.array_module(x.data)
+    return Tensor._make(xp.any(x.data, axis=dims, keepdims=keepdim), None)
+
+
 def argmax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """Index of the first maximum (flattened when ``dim`` is None); not differentiable."""
     xp = backend.array_module(x.data)
-    if dim is None:
-        return Tensor._make(xp.argmax(x.data).astype(xp.int64), None)
-    d = S.normalize_dim(dim, x.ndim, "argmax")
-    index = xp.argmax(x.data, axis=d)
-    return Tensor._make(xp.expand_dims(index, d) if keepdim else index, None)
+    with backend.device_scope(x.data):  # raw kernels outside an op: run on x's device
+        if dim is None:
+            return Tensor._make(xp.argmax(x.data).astype(xp.int64), None)
+        d = S.normalize_dim(dim, x.ndim, "argmax")
+        index = xp.argmax(x.data, axis=d)
+        return Tensor._make(xp.expand_dims(index, d) if keepdim else index, None)
 
 
 def argmin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:

@@ -219,6 +219,11 @@ def _raw_index(index, x: Tensor):
             item = item.data
         elif isinstance(item, list):
             item = backend.as_array(item, device=x.device)
+        if hasattr(item, "dtype") and backend.device_of(item) != x.device:
+            if backend.device_of(item) != "cpu":
+                raise RuntimeError(f"getitem: the index is on {backend.device_of(item)} but the "
+                                   f"tensor is on {x.device}; move the index with .to(device)")
+            item = backend.to_device(item, x.device)  # a host index follows the tensor (as PyTorch)
         if hasattr(item, "dtype") and item.dtype.kind not in "iub":
             raise IndexError(f"getitem: index arrays must be integer or bool, got {item.dtype}")
         if hasattr(item, "dtype") and item.dtype.kind == "u":

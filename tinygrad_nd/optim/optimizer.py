@@ -130,8 +130,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    xp = backend.array_module(p.grad.data)
-                    p.grad = Tensor._make(xp.zeros_like(p.grad.data), None)
+                    p.grad = Tensor._make(zeros_like(p.grad.data), None)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; parameters without one are skipped.
@@ -152,7 +151,8 @@ class Optimizer:
                     if grad.shape != p.data.shape:
                         raise RuntimeError(f"{type(self).__name__}: the gradient of a parameter of "
                                            f"shape {p.shape} has shape {tuple(grad.shape)}")
-                    self._update(p, grad, group, self.state.setdefault(p, {}))
+                    with backend.device_scope(p.data):  # CuPy works on the current device
+                        self._update(p, grad, group, self.state.setdefault(p, {}))
         return loss
 
     def _update(self, p: Tensor, grad, group: dict, state: dict) -> None:
@@ -175,8 +175,7 @@ class Optimizer:
         state = {}
         for p, entry in self.state.items():
             if entry:
-                state[index[id(p)]] = {key: Tensor._make(value.data.copy(), None)
-                                       if isinstance(value, Tensor) else value
+                state[index[id(p)]] = {key: _copy(value) if isinstance(value, Tensor) else value
                                        for key, value in entry.items()}
         return {"state": dict(sorted(state.items())), "param_groups": groups}
 
@@ -274,7 +273,7 @@ class Optimizer:
             return f"has shape {tuple(array.shape)}, the parameter has shape {p.shape}", None
         if array.dtype != p.dtype:
             return f"has dtype {array.dtype}, the parameter has dtype {p.dtype}", None
-        return None, Tensor._make(backend.to_device(array, p.device).copy(), None)
+        return None, _copy(Tensor._make(backend.to_device(array, p.device), None))
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]
@@ -296,4 +295,11 @@ def _as_index(key):
 
 def zeros_like(array):
     """Fresh zeros shaped, typed and placed like ``array``."""
-    return backend.array_module(array).zeros_like(array)
+    with backend.device_scope(array):
+        return backend.array_module(array).zeros_like(array)
+
+
+def _copy(t: Tensor) -> Tensor:
+    """A detached copy of ``t`` on its own device (CuPy copies onto the current device)."""
+    with backend.device_scope(t.data):
+        return Tensor._make(t.data.copy(), None)

@@ -43,6 +43,13 @@ def example_model(name: str, input_shape):
     -------
     (Module, Tensor)
         The model (seeded, so the same every run) and a random input of ``input_shape``.
+
+    Examples
+    --------
+    >>> from tinygrad_nd.viz import example_model
+    >>> model, x = example_model("cnn", (2, 1, 8, 8))
+    >>> model(x).shape
+    (2, 10)
     """
     nn = _nn()
     shape = tuple(int(s) for s in input_shape)
@@ -87,18 +94,16 @@ def _cnn(nn, channels, spatial):
 
 def example_graph(name, input_shape, loss=False, backward=False):
     """Run an example model; return ``(root, params)`` for ``to_dot``: the output, or with
-    ``loss``/``backward`` the cross-entropy against labels ``arange(batch) % 10`` (after
-    ``backward(retain_graph=True)`` when ``backward``). ``params`` names the input ``x``."""
-    import tinygrad_nd.nn.functional as F
-
+    ``loss``/``backward`` an ``nn.CrossEntropyLoss`` against labels ``arange(batch) % 10``
+    (after ``backward(retain_graph=True)`` when ``backward``). ``params`` names the input."""
     model, x = example_model(name, input_shape)
     root = model(x)
     if loss or backward:
         labels = Tensor(factories.arange(x.shape[0]).numpy() % CLASSES)
-        root = F.cross_entropy(root, labels)
+        root = _nn().CrossEntropyLoss()(root, labels)
         if backward:
             root.backward(retain_graph=True)
-    return root, model, {"x": x, **dict(model.named_parameters())}
+    return root, {"x": x}
 
 
 def _shape(text):
@@ -135,10 +140,10 @@ def main(argv=None) -> int:
 
     shape = args.input_shape or DEFAULT_SHAPES[args.model]
     try:
-        root, model, params = example_graph(args.model, shape, args.loss, args.backward)
+        root, params = example_graph(args.model, shape, args.loss, args.backward)
     except (ValueError, RuntimeError) as exc:
         parser.error(str(exc))
-    options = dict(params=params, modules=model, hide_intermediate=args.hide_intermediate,
+    options = dict(params=params, hide_intermediate=args.hide_intermediate,
                    max_nodes=args.max_nodes, rankdir=args.rankdir)
     if args.out == "-":
         sys.stdout.write(to_dot(root, **options))

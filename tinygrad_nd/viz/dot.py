@@ -1,220 +1,193 @@
-"""DOT text for a recorded graph: walk the tape from the roots, then write nodes, clusters, edges.
+"""DOT text for a recorded graph: walk the tape from the roots, group ops by module, lay out.
 
-Pure Python and deterministic: node ids come from the order of a breadth-first walk from the
-roots (never ``id()``), and every number is formatted with a fixed precision, so the same graph
-gives the same text. Nothing here needs the ``graphviz`` package or the ``dot`` program.
+Pure Python and deterministic: the walk follows ``node.inputs`` in order (never ``id()`` order),
+ids are numbered in data-flow order (inputs first: ``t0`` is usually the model's input), and
+numbers have a fixed precision (see ``style``), so the same graph gives the same text. Nothing
+here needs the ``graphviz`` package or the ``dot`` program.
 
 What is drawn:
 
-- an op node per recorded ``Function`` (its registry name and static parameters), inside the
+- an op node per recorded ``Function`` (registry name and static parameters), inside the
   cluster of the innermost module whose ``forward`` recorded it (``Function.scope``);
 - a tensor node per leaf (name from ``params``, shape, dtype, device; after ``backward()`` the
-  L2 norms of its gradient and of its value, coloured on the scale of ``GRAD_SCALE``) and per
-  root; tiny constants (one element, no grad) show just their value;
+  L2 norms of its gradient and value, coloured on ``style.GRAD_SCALE``) and per root; a
+  constant of one element that needs no grad (a lifted Python number) shows just its value;
 - an edge per use of a tensor, from producer to consumer; edges that carry an intermediate
   result are labelled with its shape.
+
+Layout: the ops that data flows through (from inputs that are not parameters) share one
+``group``, so ``dot`` draws them as a straight column, and each parameter is ranked below the
+last op before its module (an invisible edge), so module boxes follow one another instead of
+standing side by side.
 """
 from __future__ import annotations
 
-import math
 import warnings
-from collections import Counter, deque
+from collections import deque
 
-from .. import backend
 from ..tensor import Tensor
+from . import style as S
 
-FONT = "Helvetica,Arial,sans-serif"
-
-# The gradient colour scale, on log10 of the gradient's L2 norm: (upper bound, name, fill, font colour).
-# Rules of thumb: float32 keeps ~7 digits, so below 1e-6 an update barely moves an O(1) weight.
-GRAD_SCALE = (
-    (-6.0, "vanishing: below 1e-6", "#4575b4", "white"),
-    (-3.0, "small: 1e-6 to 1e-3", "#abd9e9", "black"),
-    (1.0, "healthy: 1e-3 to 10", "#a6d96a", "black"),
-    (3.0, "large: 10 to 1e3", "#fee08b", "black"),
-    (math.inf, "exploding: 1e3 and above", "#fdae61", "black"),
-)
-ZERO_FILL = "#d9d9d9"  # a gradient of exactly zero: no signal reaches the tensor
-NONFINITE_FILL = "#e31a1c"  # NaN or Inf: red, bold, double border
-
-OP_FILL, OP_BORDER = "#dbe6f4", "#4a6fa5"
-PARAM_FILL, INPUT_FILL, OUTPUT_FILL = "#fff2cc", "#eeeeee", "#e2f0d9"
-SUMMARY_NOTE = "graph cut at max_nodes"
-FREED_NOTE = ("the graph was freed by backward(): only its output op and the parameters are "
-              "drawn; call backward(retain_graph=True) to draw the whole graph with gradients")
+FREED_NOTE = ("the graph was freed by backward(): only its last op and the named tensors (params=, "
+              "modules=model) are drawn; call backward(retain_graph=True) to draw the whole graph")
 
 
-# ----------------------------------------------------------------------------- formatting
-def _html(text) -> str:
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;"))
-
-
-def _quote(text) -> str:
-    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _shape(shape) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _format_value(value) -> str:
-    """A static parameter as short text: ints, tuples, slices, dtypes, arrays as dtype[shape]."""
-    if isinstance(value, Tensor):
-        value = value.data
-    if value is None or isinstance(value, (bool, int, str)):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    if value is Ellipsis:
-        return "..."
-    if isinstance(value, slice):
-        parts = ["" if v is None else str(v) for v in (value.start, value.stop, value.step)]
-        return ":".join(parts[:2] if value.step is None else parts)
-    if isinstance(value, (tuple, list)):
-        return _shape([_format_value(v) for v in value])
-    if isinstance(value, type(backend.float32)):  # a numpy dtype
-        return str(value)
-    if hasattr(value, "shape") and hasattr(value, "dtype"):  # a numpy or cupy array
-        if value.ndim == 0:
-            return _format_value(value.item())
-        return f"{value.dtype}[{', '.join(str(s) for s in value.shape)}]"
-    return type(value).__name__
-
-
-def _format_param(name, value) -> str:
-    if name == "padding" and isinstance(value, tuple) and value and all(
-            isinstance(p, tuple) and len(p) == 2 and p[0] == p[1] for p in value):
-        value = tuple(lo for lo, _ in value)  # symmetric (lo, hi) pairs read as PyTorch's padding
-    text = _format_value(value)
-    return f"{name}={text if len(text) <= 40 else text[:37] + '...'}"
-
-
-def _wrap(parts, width=34):
-    """Join ``parts`` with two spaces, starting a new line before ``width`` characters."""
-    lines, line = [], ""
-    for part in parts:
-        if line and len(line) + 2 + len(part) > width:
-            lines.append(line)
-            line = part
-        else:
-            line = f"{line}  {part}" if line else part
-    return lines + ([line] if line else [])
-
-
-def _norm(array):
-    """``(L2 norm, "NaN" | "Inf" | None)`` of a raw array, computed on the host in float64."""
-    h = backend.to_host(array).astype(backend.float64).ravel()
-    if h.size == 0:
-        return 0.0, None
-    if bool((h != h).any()):
-        return math.nan, "NaN"
-    peak = float(abs(h).max())
-    if math.isinf(peak):
-        return math.inf, "Inf"
-    if peak == 0.0:
-        return 0.0, None
-    return peak * math.sqrt(float(((h / peak) ** 2).sum())), None  # scaled: no overflow
-
-
-def grad_style(norm, bad=None) -> dict:
-    """DOT attributes colouring a node by its gradient norm on ``GRAD_SCALE``."""
-    if bad is not None:
-        return dict(fillcolor=NONFINITE_FILL, fontcolor="white", color="#7f0000", penwidth="3",
-                    peripheries="2")
-    if norm == 0.0:
-        return dict(fillcolor=ZERO_FILL)
-    level = math.log10(norm)
-    for bound, _, fill, font in GRAD_SCALE:
-        if level < bound:
-            return dict(fillcolor=fill) if font == "black" else dict(fillcolor=fill, fontcolor=font)
-    raise AssertionError("unreachable: the last bound is infinite")
-
-
-# ----------------------------------------------------------------------------- the walk
 class _Walk:
-    """Breadth-first walk from the roots: ``items`` in discovery order, ``edges`` as index pairs.
+    """Breadth-first walk from the roots over ``node.inputs``.
 
-    An item is ``("op", fn)`` or ``("tensor", t)``; an edge ``(src, dst, t)`` carries tensor
-    ``t``, the output of op ``src`` used by op ``dst`` (``t`` is None for edges from tensor
-    nodes and into output nodes).
+    ``items[i]`` is ``("op", fn)`` or ``("tensor", t)`` in discovery order (nearest the roots
+    first, which is what ``max_nodes`` keeps); ``inputs[i]`` lists ``(j, t)`` for each input of
+    item ``i``, in order, where ``t`` is the intermediate tensor carried from op ``j`` (None
+    when ``j`` is a tensor node, and for the edge from a root's op to the root).
     """
 
     def __init__(self, roots):
-        self.items, self.edges, self.released = [], [], False
-        self.roots = {}  # id(tensor) -> index, for root tensors
-        self._ops, self._tensors = {}, {}  # fn -> index, id(tensor) -> index
+        self.items, self.inputs, self.released = [], [], False
+        self.roots = []  # item indices of the root tensors, in order
+        self._index = {}  # fn or id(tensor) -> item index
         queue = deque()
         for t in roots:
-            if id(t) in self._tensors:
+            if id(t) in self._index:
                 continue
-            self.roots[id(t)] = self._tensor(t)
+            self.roots.append(self.add_tensor(t))
             if t.grad_fn is not None:
-                self.edges.append((self._op(t.grad_fn, queue), self.roots[id(t)], None))
+                self.inputs[self.roots[-1]].append((self._op(t.grad_fn, queue), None))
         while queue:
             fn = queue.popleft()
             if fn.inputs is None:  # released by a backward() without retain_graph
                 self.released = True
                 continue
+            here = self._index[fn]
             for t in fn.inputs:
                 if t.grad_fn is not None:
-                    self.edges.append((self._op(t.grad_fn, queue), self._ops[fn], t))
+                    self.inputs[here].append((self._op(t.grad_fn, queue), t))
                 else:
-                    self.edges.append((self._tensor(t), self._ops[fn], None))
+                    self.inputs[here].append((self.add_tensor(t), None))
+
+    def _add(self, key, item):
+        self._index[key] = len(self.items)
+        self.items.append(item)
+        self.inputs.append([])
+        return self._index[key]
 
     def _op(self, fn, queue):
-        if fn not in self._ops:
-            self._ops[fn] = len(self.items)
-            self.items.append(("op", fn))
+        if fn not in self._index:
+            self._add(fn, ("op", fn))
             queue.append(fn)
-        return self._ops[fn]
-
-    def _tensor(self, t):
-        if id(t) not in self._tensors:
-            self._tensors[id(t)] = len(self.items)
-            self.items.append(("tensor", t))
-        return self._tensors[id(t)]
+        return self._index[fn]
 
     def add_tensor(self, t):
-        return self._tensor(t)
+        return self._index[id(t)] if id(t) in self._index else self._add(id(t), ("tensor", t))
 
     def has_tensor(self, t):
-        return id(t) in self._tensors
+        return id(t) in self._index
+
+    def data_flow_order(self):
+        """Every item index, each after its inputs: a depth-first post-order from the roots
+        (iterative), then items no root reaches (parameters drawn after a freed graph)."""
+        order, seen = [], set()
+        for start in self.roots + list(range(len(self.items))):
+            if start in seen:
+                continue
+            seen.add(start)
+            stack = [(start, iter(self.inputs[start]))]
+            while stack:
+                i, pending = stack[-1]
+                for j, _ in pending:
+                    if j not in seen:
+                        seen.add(j)
+                        stack.append((j, iter(self.inputs[j])))
+                        break
+                else:
+                    stack.pop()
+                    order.append(i)
+        return order
 
 
-# ----------------------------------------------------------------------------- modules
-def _module_names(modules, walk):
-    """``{id(module): (name, module)}`` from ``modules.named_modules()``, or, when ``modules``
-    is None, from the outermost module recorded on the first op that has a scope."""
+# ----------------------------------------------------------------------------- names
+class _Modules:
+    """Module names for clusters: ``by_name`` (name -> module) and ``parent`` (name -> the
+    enclosing module's name, None at the top).
+
+    The first tree keeps the names of its ``named_modules()`` (the model is ``""``, then
+    ``features``, ``features.0``, ...), so they match ``named_parameters()``; a further tree
+    (a loss module called after the model) is prefixed with its class name.
+    """
+
+    def __init__(self, trees):
+        self.by_name, self.parent, self._names = {}, {}, {}
+        for k, tree in enumerate(trees):
+            prefix = ""
+            if k:
+                prefix = type(tree).__name__
+                while prefix in self.by_name:
+                    prefix += "_"
+            for name, module in tree.named_modules():
+                if id(module) in self._names:
+                    continue
+                full = ".".join(p for p in (prefix, name) if p)
+                up = full.rpartition(".")[0] if "." in full else ("" if k == 0 and full else None)
+                while up and up not in self.by_name:  # skip levels that named_modules left out
+                    up = up.rpartition(".")[0] if "." in up else ("" if k == 0 else None)
+                self.by_name[full], self.parent[full], self._names[id(module)] = module, up, full
+
+    def name_of(self, module):
+        return self._names.get(id(module))
+
+    def title(self, name) -> str:
+        kind = type(self.by_name[name]).__name__
+        return kind if name in ("", kind) else f"{name}: {kind}"
+
+    def inside(self, name, cluster) -> bool:
+        """Whether module ``name`` is ``cluster`` or nested in it."""
+        while name is not None:
+            if name == cluster:
+                return True
+            name = self.parent.get(name)
+        return False
+
+    def owner(self, name, t):
+        """The module holding parameter ``name`` (``features.0.weight`` -> ``features.0``), if
+        it really has ``t`` under the last part of the name; else None."""
+        owner, _, attr = name.rpartition(".")
+        module = self.by_name.get(owner)
+        return owner if module is not None and getattr(module, attr, None) is t else None
+
+
+def _modules(modules, walk, flow):
+    """The ``_Modules`` for ``modules`` (a Module, a list of them, None or False). None
+    collects the outermost module of every op's scope, in data-flow order."""
     if modules is False:
-        return {}
+        return _Modules(())
     if modules is None:
-        scopes = (getattr(obj, "scope", ()) for kind, obj in walk.items if kind == "op")
-        modules = next((scope[0] for scope in scopes if scope), None)
-        if modules is None or not hasattr(modules, "named_modules"):
-            return {}
-    elif not hasattr(modules, "named_modules"):
-        raise TypeError(f"to_dot: modules must be a Module (with named_modules()), None or "
-                        f"False, got {type(modules).__name__}")
-    names = {}
-    for name, module in modules.named_modules():
-        names.setdefault(id(module), (name, module))
-    return names
+        trees, seen = [], set()
+        for i in flow:
+            kind, obj = walk.items[i]
+            scope = getattr(obj, "scope", ()) if kind == "op" else ()
+            if scope and id(scope[0]) not in seen and hasattr(scope[0], "named_modules"):
+                seen.add(id(scope[0]))
+                trees.append(scope[0])
+        return _Modules(trees)
+    trees = list(modules) if isinstance(modules, (list, tuple)) else [modules]
+    for tree in trees:
+        if not hasattr(tree, "named_modules"):
+            raise TypeError(f"to_dot: modules must be a Module (with named_modules()), a list "
+                            f"of them, None or False; got {type(tree).__name__}")
+    return _Modules(trees)
 
 
-def _collect_params(params, modules, names):
-    """``{id(tensor): (name, tensor)}`` from ``params`` (a mapping or (name, tensor) pairs); by
-    default the named parameters of ``modules`` or of the discovered outermost module."""
-    if params is None:
-        source = modules if modules not in (None, False) else next(
-            (m for name, m in names.values() if name == ""), None)
-        params = source.named_parameters() if hasattr(source, "named_parameters") else ()
-    pairs = params.items() if hasattr(params, "items") else params
+def _named_tensors(params, mods):
+    """``{id(tensor): (name, tensor)}`` from ``params`` (a mapping or (name, tensor) pairs),
+    then the named parameters of the first module tree for tensors ``params`` leaves unnamed."""
+    pairs = list(params.items() if hasattr(params, "items") else params or ())
+    model = mods.by_name.get("")
+    if hasattr(model, "named_parameters"):
+        pairs += list(model.named_parameters())
     found = {}
     for entry in pairs:
         if not (isinstance(entry, tuple) and len(entry) == 2):
             raise TypeError(f"to_dot: params must map names to tensors (a dict or (name, tensor) "
-                            f"pairs), got an entry {type(entry).__name__}")
+                            f"pairs), got an entry of type {type(entry).__name__}")
         name, t = entry
         if not isinstance(t, Tensor):
             raise TypeError(f"to_dot: params[{name!r}] is a {type(t).__name__}, not a Tensor")
@@ -222,78 +195,7 @@ def _collect_params(params, modules, names):
     return found
 
 
-def _param_cluster(name, t, by_name):
-    """The module that owns parameter ``name`` (``features.0.weight`` -> ``features.0``), if
-    that module really holds ``t`` under the last part of the name."""
-    owner, _, attr = name.rpartition(".")
-    module = by_name.get(owner)
-    return owner if module is not None and getattr(module, attr, None) is t else None
-
-
-# ----------------------------------------------------------------------------- DOT text
-class _Html(str):
-    """A label in Graphviz's HTML-like syntax: written between ``<`` and ``>``, not quoted."""
-
-
-def _attrs(attrs) -> str:
-    body = ", ".join(f"{k}=<{v}>" if isinstance(v, _Html) else f"{k}={_quote(v)}"
-                     for k, v in attrs.items())
-    return f"[{body}]"
-
-
-def _op_node(fn, released):
-    lines = [f"<B>{_html(fn.name)}</B>"]
-    shown = [_format_param(k, v) for k, v in getattr(fn, "params", {}).items()
-             if v is not None and v is not False]
-    lines += [f'<FONT POINT-SIZE="9">{_html(line)}</FONT>' for line in _wrap(shown)]
-    attrs = {}
-    if released:
-        lines.append('<FONT POINT-SIZE="9"><I>freed by backward()</I></FONT>')
-        attrs = dict(style="rounded,dashed,filled", fillcolor="white")
-    return {"label": _Html("<BR/>".join(lines)), **attrs}
-
-
-def _tensor_node(t, name, role, show_grads):
-    """Attributes of a tensor node; ``role`` is "param", "input" or "output"."""
-    if role == "input" and name is None and t.data.size == 1 and not t.requires_grad:
-        value = backend.to_host(t.data).reshape(()).item()  # a lifted Python number
-        return dict(label=_format_value(value), shape="ellipse", style="filled",
-                    fillcolor="white", fontsize="9", width="0.3", height="0.25", margin="0.04,0.02")
-    title = name if name is not None else ("output" if role == "output" else "tensor")
-    lines = [f"<B>{_html(title)}</B>",
-             f'<FONT POINT-SIZE="9">{_html(_shape(t.shape))} {t.dtype} {_html(t.device)}</FONT>']
-    fill = {"param": PARAM_FILL, "input": INPUT_FILL, "output": OUTPUT_FILL}[role]
-    attrs = dict(style="filled", fillcolor=fill)
-    if role == "output" and t.data.size == 1:
-        value, bad = _norm(t.data)
-        lines.append(f'<FONT POINT-SIZE="9">value {backend.to_host(t.data).reshape(()).item():.4g}</FONT>')
-        if bad:
-            attrs.update(grad_style(value, bad))
-    if show_grads and (t.grad is not None or (t.requires_grad and t.grad_fn is None)):
-        if t.grad is None:
-            lines.append('<FONT POINT-SIZE="9"><I>no grad</I></FONT>')
-            attrs.update(style="filled,dashed", fillcolor="white")
-        else:
-            norm, bad = _norm(t.grad.data)
-            value, _ = _norm(t.data)
-            grad_text = f"<B>grad {bad}</B>" if bad else f"|grad| {norm:.2e}"
-            lines.append(f'<FONT POINT-SIZE="9">{grad_text}  |value| {value:.2e}</FONT>')
-            attrs.update(grad_style(norm, bad))
-    return {"label": _Html("<BR/>".join(lines)), **attrs}
-
-
-def _legend():
-    rows = [f'<TR><TD BGCOLOR="{NONFINITE_FILL}"><FONT COLOR="white"><B>NaN</B></FONT></TD>'
-            '<TD ALIGN="LEFT">NaN or Inf gradient</TD></TR>']
-    for _, text, fill, _ in reversed(GRAD_SCALE):
-        rows.append(f'<TR><TD BGCOLOR="{fill}"> </TD><TD ALIGN="LEFT">{_html(text)}</TD></TR>')
-    rows.append(f'<TR><TD BGCOLOR="{ZERO_FILL}"> </TD><TD ALIGN="LEFT">exactly zero</TD></TR>')
-    rows.append('<TR><TD> </TD><TD ALIGN="LEFT">white, dashed: no .grad</TD></TR>')
-    table = ('<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3">'
-             '<TR><TD COLSPAN="2"><B>L2 norm of the gradient</B></TD></TR>' + "".join(rows) + "</TABLE>")
-    return dict(shape="plaintext", style="", fontsize="9", label=_Html(table))
-
-
+# ----------------------------------------------------------------------------- to_dot
 def to_dot(*roots, params=None, show_grads=True, hide_intermediate=False, max_nodes=None,
            modules=None, rankdir="TB") -> str:
     """DOT source of the graph that produced ``roots``, with data flowing from inputs to outputs.
@@ -304,22 +206,26 @@ def to_dot(*roots, params=None, show_grads=True, hide_intermediate=False, max_no
         Outputs to draw the graph of (a loss, or several outputs); a list of Tensors also works.
     params : mapping of str to Tensor, or iterable of (str, Tensor), optional
         Names for leaf tensors, e.g. ``dict(model.named_parameters())``; any tensor may be named
-        (``{"x": x}``). Defaults to the named parameters of ``modules``.
+        (``{"x": x}``). The named parameters of the model (``modules``, or the model found from
+        the module scope) name the tensors left unnamed.
     show_grads : bool
         After ``backward()``, label each leaf with the L2 norms of its gradient and value and
-        colour it from vanishing (blue) to exploding (orange); NaN or Inf is red and bold. A
-        legend explains the colours. Has no effect while no drawn tensor has a ``.grad``.
+        colour it from vanishing (blue) through healthy (green) to exploding (orange); a NaN or
+        Inf gradient is red, bold and double-bordered. A legend explains the colours. Nothing
+        changes while no drawn tensor has a ``.grad``.
     hide_intermediate : bool
         Leave the shapes of intermediate results off the edges.
     max_nodes : int, optional
-        Draw at most this many op and tensor nodes (those nearest the roots) and one summary
-        node that counts what was left out, by op name.
-    modules : Module, None or False
-        Group ops into one cluster per module, named as in ``modules.named_modules()``. None
-        finds the model from the module scope the ops recorded (``Module.__call__``); False
-        draws no clusters.
-    rankdir : {"TB", "LR"}
-        Top to bottom or left to right.
+        Draw at most this many op and tensor nodes, those nearest the roots, plus one summary
+        node that counts what was left out by op name ("... 40 more ops: 12 mul, ...").
+    modules : Module, list of Module, None or False
+        Group ops into one cluster per module, named as in ``model.named_modules()``; a
+        module that ran a single op and owns no parameters (ReLU, MaxPool2d) titles that op
+        instead of boxing it. None (the default) finds the models from the module scope that
+        ``Module.__call__`` records on each op; the first one keeps its names, a later one (a
+        loss module) is prefixed with its class name. False draws no clusters.
+    rankdir : {"TB", "LR", "BT", "RL"}
+        Layout direction: top to bottom by default.
 
     Returns
     -------
@@ -329,15 +235,17 @@ def to_dot(*roots, params=None, show_grads=True, hide_intermediate=False, max_no
     Raises
     ------
     TypeError
-        A root that is not a Tensor, or ``params`` that do not map names to Tensors.
+        A root that is not a Tensor, ``params`` that do not map names to Tensors, or
+        ``modules`` without ``named_modules()``.
     ValueError
-        No roots, or ``max_nodes`` below 1.
+        No roots, ``max_nodes`` below 1, or an unknown ``rankdir``.
 
     Notes
     -----
     ``backward()`` without ``retain_graph=True`` frees the graph: afterwards only the root's
-    op (marked "freed by backward()") and the parameters with their gradients can be drawn,
-    and a ``UserWarning`` and a note in the diagram say so.
+    op (marked "freed by backward()") and the tensors named by ``params`` or ``modules`` (with
+    their gradients, in their modules' boxes) can be drawn; a ``UserWarning`` and a note under
+    the diagram say so.
 
     Examples
     --------
@@ -363,216 +271,182 @@ def to_dot(*roots, params=None, show_grads=True, hide_intermediate=False, max_no
         raise ValueError(f"to_dot: rankdir must be 'TB', 'LR', 'BT' or 'RL', got {rankdir!r}")
 
     walk = _Walk(roots)
-    names = _module_names(modules, walk)
-    named = _collect_params(params, modules, names)
-    by_name = {name: module for name, module in names.values()}
+    mods = _modules(modules, walk, walk.data_flow_order())
+    named = _named_tensors(params, mods)
+    unreached = []
     if walk.released:
         warnings.warn("to_dot: " + FREED_NOTE, UserWarning, stacklevel=2)
         for _, t in named.values():  # still show the parameters and their gradients
             if not walk.has_tensor(t):
-                walk.add_tensor(t)
+                unreached.append(walk.add_tensor(t))
 
     keep = len(walk.items) if max_nodes is None else min(max_nodes, len(walk.items))
-    show_grads = show_grads and any(t.grad is not None for kind, t in walk.items[:keep]
-                                    if kind == "tensor")
-    keys, nodes, cluster_of = _nodes(walk, keep, names, named, by_name, show_grads)
-    on_path, hints = _data_path(walk, keep, named, by_name,
-                                {i: cluster_of[key] for i, key in enumerate(keys)})
+    flow = walk.data_flow_order()
+    order = [i for i in flow if i < keep]
+    show_grads = show_grads and any(walk.items[i][1].grad is not None for i in order
+                                    if walk.items[i][0] == "tensor")
+    keys, nodes, cluster_of = _nodes(walk, order, mods, named, show_grads)
+    data = _data_flags(walk, flow, named, mods)
+    on_path = {i for i in order if data[i] and (walk.items[i][0] == "op" or (
+        not walk.inputs[i] and walk.items[i][1].data.size > 1))}
     for i in on_path:
-        nodes[keys[i]]["group"] = "data"  # the data path: one straight column where possible
+        nodes[i]["group"] = "data"  # dot keeps the edges of one group straight
 
-    lines = [f"graph {_attrs({**GRAPH_ATTRS, 'rankdir': rankdir})}", f"node {_attrs(NODE_ATTRS)}",
-             f"edge {_attrs(EDGE_ATTRS)}"]
-    lines += _clusters(keys, nodes, cluster_of, by_name)
-    summary = _summary(walk.items[keep:])
+    lines = [f"graph {S.attrs({**S.GRAPH_ATTRS, 'rankdir': rankdir})}",
+             f"node {S.attrs(S.NODE_ATTRS)}", f"edge {S.attrs(S.EDGE_ATTRS)}"]
+    lines += _clusters(order, keys, nodes, cluster_of, mods)
+    summary = S.summary([walk.items[i] for i in flow if i >= keep])
     if summary:
-        lines.append(f"summary {_attrs(summary)}")
-    if show_grads:
-        lines.append(f"legend {_attrs(_legend())}")
-        lines.append('{rank="sink"; legend}')
-    linked = set()
-    for src, dst, t in walk.edges:
-        if dst >= keep:
-            continue
-        if src >= keep:  # the input was cut: one dashed edge from the summary instead
-            if dst not in linked:
-                linked.add(dst)
-                lines.append(f"summary -> {keys[dst]} {_attrs(dict(style='dashed'))}")
-            continue
-        attrs = {}
-        if t is not None:  # an intermediate result
-            attrs = {} if hide_intermediate else dict(label=" " + _shape(t.shape))
-        if src in on_path and dst in on_path:
-            attrs["weight"] = "10"  # pull the data path straight
-        lines.append(f"{keys[src]} -> {keys[dst]}" + (f" {_attrs(attrs)}" if attrs else ""))
-    # rank each parameter below the op that feeds its consumer, so a module's box starts
-    # after the previous module's box instead of beside it
-    lines += [f"{keys[src]} -> {keys[dst]} [style=\"invis\"]" for src, dst in hints]
+        lines.append(f"summary {S.attrs(summary)}")
+    for dst in order:
+        cut = False
+        for src, t in walk.inputs[dst]:
+            if src >= keep:  # the input was cut: one dashed edge from the summary instead
+                cut = True
+                continue
+            edge = {}
+            if t is not None and not hide_intermediate:
+                edge["label"] = " " + S.shape_text(t.shape)
+            if src in on_path and dst in on_path:
+                edge["weight"] = "10"  # pull the data path straight
+            lines.append(f"{keys[src]} -> {keys[dst]}" + (f" {S.attrs(edge)}" if edge else ""))
+        if cut:
+            lines.append(f"summary -> {keys[dst]} {S.attrs(dict(style='dashed'))}")
+    for src, dst in _rank_hints(walk, order, keep, data, cluster_of, mods):
+        lines.append(f"{keys[src]} -> {keys[dst]} {S.attrs(dict(style='invis'))}")
     if walk.released:
-        lines += [f"label={_quote(FREED_NOTE)}", "labelloc=\"b\""]
+        shown = [keys[i] for i in unreached if i < keep]
+        lines += [f"{a} -> {b} {S.attrs(dict(style='invis'))}" for a, b in zip(shown, shown[1:])]
+        freed = next(keys[i] for i in order if walk.items[i][0] == "op")  # in definition order
+        lines.append(f"note {S.attrs(S.note(FREED_NOTE))}")
+        lines.append(f'{{rank="same"; {freed}; note}}')
+    if show_grads:  # the legend goes under the diagram, out of the way of the layout
+        lines.append(f"graph {S.attrs(dict(label=S.legend(), labelloc='b', labeljust='r'))}")
     return "digraph tinygrad_nd {\n" + "".join(f"\t{line}\n" for line in lines) + "}\n"
 
 
-GRAPH_ATTRS = dict(rankdir="TB", fontname=FONT, fontsize="10", nodesep="0.3", ranksep="0.35",
-                   newrank="true")
-NODE_ATTRS = dict(shape="box", style="rounded,filled", fillcolor=OP_FILL, color=OP_BORDER,
-                  fontname=FONT, fontsize="11", height="0.3", margin="0.1,0.04")
-EDGE_ATTRS = dict(fontname=FONT, fontsize="9", fontcolor="#444444", color="#555555",
-                  arrowsize="0.7")
-
-
-def _nodes(walk, keep, names, named, by_name, show_grads):
-    """DOT ids (``op0``, ``t0``, ... in walk order), attributes and module cluster of the
-    first ``keep`` items of the walk."""
-    keys, nodes, cluster_of = [], {}, {}
-    counts = Counter()
-    for kind, obj in walk.items[:keep]:
-        key = f"{'op' if kind == 'op' else 't'}{counts[kind]}"
+def _nodes(walk, order, mods, named, show_grads):
+    """DOT ids (``op0``, ``t0``, ... numbered in data-flow order), node attributes and the
+    module (cluster name or None) of each drawn item, all keyed by item index."""
+    keys, nodes, cluster_of = {}, {}, {}
+    counts = {"op": 0, "tensor": 0}
+    constants = {}  # item index of a lifted number -> the indices of its consumers
+    for i in order:
+        kind, obj = walk.items[i]
+        keys[i] = f"{'op' if kind == 'op' else 't'}{counts[kind]}"
         counts[kind] += 1
-        keys.append(key)
         if kind == "op":
-            nodes[key] = _op_node(obj, obj.inputs is None)
-            scope = [names[id(m)][0] for m in getattr(obj, "scope", ()) if id(m) in names]
-            cluster_of[key] = scope[-1] if scope else None
+            nodes[i] = S.op_node(obj, obj.inputs is None)
+            inner = [mods.name_of(m) for m in getattr(obj, "scope", ()) if mods.name_of(m) is not None]
+            cluster_of[i] = inner[-1] if inner else None
+            for j, _ in walk.inputs[i]:
+                if j in constants:
+                    constants[j].append(i)
         else:
             entry = named.get(id(obj))
-            role = "output" if id(obj) in walk.roots else "param" if obj.requires_grad else "input"
-            nodes[key] = _tensor_node(obj, entry[0] if entry else None, role, show_grads)
-            owner = _param_cluster(entry[0], obj, by_name) if entry and role == "param" else None
-            cluster_of[key] = owner
+            role = "output" if i in walk.roots else "param" if obj.requires_grad else "input"
+            nodes[i] = S.tensor_node(obj, entry[0] if entry else None, role, show_grads)
+            cluster_of[i] = mods.owner(entry[0], obj) if entry and role == "param" else None
+            if S.is_constant(obj, entry, role):
+                constants[i] = []
+    for i, users in constants.items():  # a number lifted inside a module belongs to its box
+        homes = {cluster_of[u] for u in users}
+        if len(homes) == 1:
+            cluster_of[i] = homes.pop()
     return keys, nodes, cluster_of
 
 
-def _data_path(walk, keep, named, by_name, cluster_of):
-    """Split the kept nodes into the data path and the parameter side.
-
-    A leaf is on the data path unless it is a parameter (requires grad and, when modules are
-    known, belongs to one); an op is on it when one of its inputs is. Returns the indices on
-    the path (ops and non-scalar leaves) and layout hints: ``(p, leaf)`` pairs for each
-    parameter in a module cluster, with ``p`` the last data-path node before that module, so
-    that the parameter is ranked inside the module's box rather than beside the box before.
-    """
-    inputs = [[] for _ in walk.items]
-    for src, dst, _ in walk.edges:
-        inputs[dst].append(src)
-
+def _data_flags(walk, flow, named, mods):
+    """``data[i]``: whether item ``i`` lies on the data path. A leaf does unless it is a
+    parameter (requires grad and, when modules are known, belongs to one); an op does when
+    one of its inputs does."""
     def is_param(t):
         if not (t.requires_grad and t.grad_fn is None):
             return False
         entry = named.get(id(t))
-        return not by_name or (entry is not None and _param_cluster(entry[0], t, by_name) is not None)
+        return not mods.by_name or (entry is not None and mods.owner(entry[0], t) is not None)
 
     data = {}
-    for i in _inputs_first(inputs):
+    for i in flow:  # inputs first
         kind, obj = walk.items[i]
-        data[i] = (not is_param(obj)) if kind == "tensor" and not inputs[i] else any(
-            data[s] for s in inputs[i])
-    on_path = {i for i in range(keep) if data[i] and (
-        walk.items[i][0] == "op" or (walk.items[i][1].data.size > 1 and not inputs[i]))}
-    hints = []
-    for o in range(keep):
+        if kind == "tensor" and not walk.inputs[i]:
+            data[i] = not is_param(obj)
+        else:
+            data[i] = any(data[j] for j, _ in walk.inputs[i])
+    return data
+
+
+def _rank_hints(walk, order, keep, data, cluster_of, mods):
+    """``(p, leaf)`` pairs for invisible edges: each parameter in a module, fed into a data-path
+    op, goes below ``p``, the last data-path node before that module (unless ``p`` itself
+    depends on the parameter, as when one module runs twice)."""
+    hints, upstream = {}, {}  # an ordered set of pairs; p -> every item upstream of p
+
+    def feeds(j, p):  # whether leaf j is upstream of p (a module run twice, an RNN cell)
+        if p not in upstream:
+            seen, stack = set(), [p]
+            while stack:
+                for k, _ in walk.inputs[stack.pop()]:
+                    if k not in seen:
+                        seen.add(k)
+                        stack.append(k)
+            upstream[p] = seen
+        return j in upstream[p]
+
+    for o in order:
         if walk.items[o][0] != "op" or not data[o]:
             continue
-        stack = [s for s in inputs[o] if not data[s] and s < keep]
-        while stack:
-            s = stack.pop()
-            if walk.items[s][0] == "op":
-                stack.extend(i for i in inputs[s] if i < keep)
-            elif cluster_of.get(s) is not None:
-                feeder = _entry(o, cluster_of[s], inputs, data, cluster_of, by_name)
-                if feeder is not None and feeder < keep and (feeder, s) not in hints:
-                    hints.append((feeder, s))
-    return on_path, hints
+        stack = [j for j, _ in walk.inputs[o] if not data[j] and j < keep]
+        visited = set(stack)
+        while stack:  # the parameter side of o: ops on parameters only, down to the leaves
+            j = stack.pop()
+            if walk.items[j][0] == "op":
+                more = [k for k, _ in walk.inputs[j] if k < keep and k not in visited]
+                visited.update(more)
+                stack.extend(more)
+                continue
+            module = cluster_of.get(j)
+            if module is None:
+                continue
+            p = o
+            while p is not None and mods.inside(cluster_of.get(p), module):
+                p = next((k for k, _ in walk.inputs[p] if data[k]), None)
+            if p is not None and p < keep and (p, j) not in hints and not feeds(j, p):
+                hints[(p, j)] = True  # never a cycle: p must not depend on j
+    return list(hints)
 
 
-def _entry(o, cluster, inputs, data, cluster_of, by_name):
-    """The first node up the data path from ``o`` that lies outside module ``cluster``."""
-    seen = set()
-    while o is not None and o not in seen:
-        seen.add(o)
-        inside = cluster_of.get(o)
-        if inside is None or not (inside == cluster or inside.startswith(cluster + ".")
-                                  or cluster == ""):
-            return o
-        o = next((s for s in inputs[o] if data[s]), None)
-    return None
-
-
-def _inputs_first(inputs):
-    """All indices, ordered so that every node comes after its inputs (Kahn)."""
-    waiting = [len(inputs[i]) for i in range(len(inputs))]
-    consumers = [[] for _ in inputs]
-    for dst, srcs in enumerate(inputs):
-        for s in srcs:
-            consumers[s].append(dst)
-    queue = deque(i for i in range(len(inputs)) if waiting[i] == 0)
-    order = []
-    while queue:
-        i = queue.popleft()
-        order.append(i)
-        for c in consumers[i]:
-            waiting[c] -= 1
-            if waiting[c] == 0:
-                queue.append(c)
-    return order
-
-
-def _summary(left_out):
-    """Attributes of the node that counts the items cut by ``max_nodes``, or None."""
-    if not left_out:
-        return None
-    ops = Counter(obj.name for kind, obj in left_out if kind == "op")
-    tensors = sum(1 for kind, _ in left_out if kind == "tensor")
-    parts = [f"{n} {name}" for name, n in sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))]
-    text = f"... {sum(ops.values())} more ops" + (": " + ", ".join(parts[:6]) if parts else "")
-    text += ", ..." if len(parts) > 6 else ""
-    text += f"; {tensors} more tensors" if tensors else ""
-    return dict(label=text, shape="note", style="dashed", fillcolor="white", fontsize="10")
-
-
-def _clusters(keys, nodes, cluster_of, by_name):
-    """Node lines, with the nodes of each module inside nested ``subgraph cluster_*`` blocks."""
-    def parent(name):
-        parts = name.split(".")
-        for cut in range(len(parts) - 1, 0, -1):
-            if ".".join(parts[:cut]) in by_name:
-                return ".".join(parts[:cut])
-        return "" if name != "" and "" in by_name else None
-
-    members, children, order = {}, {}, []
-    for key in keys:
-        name = cluster_of[key]
-        members.setdefault(name, []).append(key)
-        while name is not None and name not in order:  # register the cluster and its ancestors
-            order.append(name)
-            up = parent(name)
+def _clusters(order, keys, nodes, cluster_of, mods):
+    """Node lines, with the nodes of each module inside nested ``subgraph cluster_N`` blocks
+    (numbered in the order they are written)."""
+    members, children, seen = {}, {}, []
+    for i in order:
+        name = cluster_of[i]
+        members.setdefault(name, []).append(i)
+        while name is not None and name not in seen:  # register the cluster and its ancestors
+            seen.append(name)
+            up = mods.parent[name]
             children.setdefault(up, []).append(name)
             name = up
-
-    ids = {name: f"cluster_{i}" for i, name in enumerate(order)}
-    lines = []
-
-    def title(name):
-        module = by_name[name]
-        return type(module).__name__ if name == "" else f"{name}: {type(module).__name__}"
+    lines, ids = [], {}
 
     def emit(name, depth):
         pad = "\t" * depth
-        for key in members.get(name, ()):
-            lines.append(f"{pad}{key} {_attrs(nodes[key])}")
+        for i in members.get(name, ()):
+            lines.append(f"{pad}{keys[i]} {S.attrs(nodes[i])}")
         for child in children.get(name, ()):
             inside = members.get(child, [])
-            if not children.get(child) and len(inside) == 1 and inside[0].startswith("op"):
+            if not children.get(child) and len(inside) == 1 and keys[inside[0]].startswith("op"):
                 # a module that ran one op and owns no parameters (ReLU, MaxPool2d, Flatten):
-                # the op, titled with the module, reads better than a box around one node
-                attrs = dict(nodes[inside[0]])
-                attrs["label"] = _Html(f'<FONT POINT-SIZE="9" COLOR="#555555">{_html(title(child))}'
-                                       f'</FONT><BR/>{attrs["label"]}')
-                lines.append(f"{pad}{inside[0]} {_attrs(attrs)}")
+                # the op titled with the module reads better than a box around one node
+                lines.append(f"{pad}{keys[inside[0]]} {S.attrs(S.titled(nodes[inside[0]], mods.title(child)))}")
                 continue
-            fill = "#fafafa" if depth % 2 == 0 else "#f0f0f0"
+            box = dict(label=mods.title(child), labeljust="l", style="rounded,filled",
+                       fillcolor="#fafafa" if depth % 2 == 0 else "#f0f0f0", color="#9a9a9a",
+                       fontsize="10", fontcolor="#333333")
+            ids[child] = f"cluster_{len(ids)}"
             lines.append(f"{pad}subgraph {ids[child]} {{")
-            lines.append(f"{pad}\tgraph {_attrs(dict(label=title(child), labeljust='l', style='rounded,filled', fillcolor=fill, color='#9a9a9a', fontsize='10', fontcolor='#333333'))}")
+            lines.append(f"{pad}\tgraph {S.attrs(box)}")
             emit(child, depth + 1)
             lines.append(f"{pad}}}")
 

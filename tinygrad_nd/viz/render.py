@@ -86,9 +86,10 @@ def render(*roots, path, format=None, keep_dot=False, **options) -> str:
         As for :func:`to_dot`.
     path : str or os.PathLike
         The image file to write, e.g. ``"graph.svg"``; ``.{format}`` is appended when it does
-        not end in one of the formats.
+        not end in ``.svg``, ``.png`` or ``.pdf`` (``render(loss, path="graph")`` writes
+        ``graph.svg``).
     format : {"svg", "png", "pdf"}, optional
-        Defaults to the suffix of ``path``, else ``"svg"``.
+        Defaults to the suffix of ``path`` (``"svg"`` for a path without one).
     keep_dot : bool
         Keep the DOT source next to the image (``graph.dot`` for ``graph.svg``).
     **options
@@ -109,12 +110,29 @@ def render(*roots, path, format=None, keep_dot=False, **options) -> str:
         The ``graphviz`` Python package is missing (the DOT file is written as well).
     ValueError
         An unknown format, or one that contradicts the suffix of ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import tinygrad_nd as tnd
+    >>> from tinygrad_nd import viz
+    >>> w = tnd.ones(2, requires_grad=True)
+    >>> path = os.path.join(tempfile.mkdtemp(), "graph.svg")
+    >>> try:
+    ...     written = viz.render((w * w).sum(), path=path, params={"w": w})
+    ... except viz.GraphvizNotFoundError as err:  # no `dot` on PATH: the DOT file instead
+    ...     written = err.dot_path
+    >>> os.path.exists(written)
+    True
     """
     path = os.fspath(path)
     stem, suffix = os.path.splitext(path)
     suffix = suffix[1:].lower()
     if format is None:
-        format = suffix if suffix in FORMATS else "svg"
+        if suffix and suffix not in FORMATS:
+            raise ValueError(f"render: format must be one of {FORMATS}; cannot write {path!r} "
+                             "(use a path ending in .svg, .png or .pdf, or pass format=)")
+        format = suffix or "svg"
     if format not in FORMATS:
         raise ValueError(f"render: format must be one of {FORMATS}, got {format!r}")
     if suffix in FORMATS and suffix != format:

@@ -1,0 +1,250 @@
+"""conv_nd and conv1d/2d/3d beyond the op-case table: PyTorch as the oracle on every device
+(values, gradients of input, weight and bias, a double backward), the numpy reference where torch
+is absent, chunked column matrices, the wrappers' conventions and their error messages."""
+import numpy as np
+import pytest
+
+import tinygrad_nd as tnd
+from op_cases_conv import ref_conv
+from tinygrad_nd import backend
+from tinygrad_nd.nn import functional_conv as F
+
+try:
+    import torch
+except ImportError:  # the numpy reference tests below still run
+    torch = None
+needs_torch = [pytest.mark.torch, pytest.mark.skipif(torch is None, reason="needs torch")]
+
+# id, input shape, weight shape, keyword arguments, with bias
+CONFIGS = [
+    ("1d", (3, 4, 11), (5, 4, 3), {}, True),
+    ("1d-s3p2d2", (2, 3, 13), (4, 3, 3), dict(stride=3, padding=2, dilation=2), False),
+    ("1d-same-even", (2, 2, 9), (3, 2, 4), dict(padding="same"), True),
+    ("2d", (2, 3, 7, 6), (4, 3, 3, 3), {}, True),
+    ("2d-s2p1", (2, 3, 8, 7), (5, 3, 3, 3), dict(stride=2, padding=1), True),
+    ("2d-s2p1d2-groups3", (2, 6, 9, 9), (6, 2, 3, 2), dict(stride=(2, 1), padding=(1, 2),
+                                                          dilation=(2, 1), groups=3), True),
+    ("2d-depthwise", (2, 4, 6, 6), (8, 1, 3, 3), dict(padding=1, groups=4), False),
+    ("2d-same-dilated", (1, 2, 7, 8), (3, 2, 2, 3), dict(padding="same", dilation=(3, 2)), True),
+    ("2d-valid-1x1", (2, 5, 4, 4), (3, 5, 1, 1), dict(padding="valid"), True),
+    ("3d", (2, 2, 5, 6, 5), (3, 2, 3, 2, 3), dict(padding=1), True),
+    ("3d-s2d2-groups2", (1, 4, 7, 6, 7), (4, 2, 2, 3, 2), dict(stride=2, dilation=(2, 1, 2),
+                                                               groups=2), False),
+    ("2d-unbatched", (3, 6, 5), (2, 3, 3, 2), dict(padding=1), True),
+]
+IDS = [c[0] for c in CONFIGS]
+
+
+def _arrays(config, dtype, seed=0):
+    _, x_shape, w_shape, _, with_bias = config
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype) if with_bias else None
+    return x, w, b
+
+
+def _wrapper(w_shape, module):
+    return getattr(module, f"conv{len(w_shape) - 2}d")
+
+
+def _tol(dtype):
+    return dict(rtol=1e-4, atol=1e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch's note on even kernels
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+@pytest.mark.parametrize("", [pytest.param(marks=needs_torch)])
+def test_values_and_gradients_match_torch(config, dtype, device):
+    _, x_shape, w_shape, kwargs, _ = config
+    x, w, b = _arrays(config, dtype)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    tb = None if b is None else torch.tensor(b, requires_grad=True)
+    ty = _wrapper(w_shape, torch.nn.functional)(tx, tw, tb, **kwargs)
+    v = np.random.default_rng(1).standard_normal(ty.shape).astype(dtype)
+    (ty * torch.tensor(v)).sum().backward()
+
+    ours = [tnd.tensor(a, device=device, requires_grad=True) if a is not None else None
+            for a in (x, w, b)]
+    y = _wrapper(w_shape, F)(*ours, **kwargs)
+    assert y.device == ours[0].device
+    (y * tnd.tensor(v, device=device)).sum().backward()
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), **_tol(dtype))
+    for mine, theirs in zip(ours, (tx, tw, tb)):
+        if theirs is not None:
+            assert mine.grad.dtype == mine.dtype
+            np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), **_tol(dtype))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+def test_values_match_numpy_reference(config):
+    _, x_shape, w_shape, kwargs, _ = config
+    x, w, b = _arrays(config, "float64")
+    y = F.conv_nd(tnd.tensor(x), tnd.tensor(w), None if b is None else tnd.tensor(b), **kwargs)
+    batched = x if len(x_shape) == len(w_shape) else x[None]
+    kw = dict(kwargs)
+    if kw.get("padding") in ("same", "valid"):  # as the wrapper resolves them
+        dilation = kw.get("dilation", 1)
+        dilation = (dilation,) * (len(w_shape) - 2) if isinstance(dilation, int) else dilation
+        total = [d * (k - 1) for k, d in zip(w_shape[2:], dilation)]
+        kw["padding"] = tuple((t // 2, t - t // 2) for t in total) if kw["padding"] == "same" \
+            else 0
+    expected = ref_conv(batched, w, **kw)
+    if b is not None:
+        expected = expected + b.reshape(1, -1, *(1,) * (len(w_shape) - 2))
+    if len(x_shape) != len(w_shape):
+        expected = expected[0]
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("config", [CONFIGS[i] for i in (1, 5, 7, 10)],
+                         ids=[IDS[i] for i in (1, 5, 7, 10)])
+@pytest.mark.parametrize("", [pytest.param(marks=needs_torch)])
+def test_double_backward_matches_torch(config):
+    # a gradient penalty: differentiate |d<y, v>/dx|^2 again, w.r.t. x, w and b
+    _, x_shape, w_shape, kwargs, _ = config
+    x, w, b = _arrays(config, "float64")
+    v = None
+
+    def run(lib, conv, x, w, b):
+        nonlocal v
+        y = conv(x, w, b, **kwargs)
+        if v is None:
+            v = np.random.default_rng(2).standard_normal(tuple(y.shape))
+        vt = lib.tensor(v)
+        (gx,) = lib.autograd.grad((y * y * vt).sum(), [x], create_graph=True)
+        (gx * gx).sum().backward()
+        return [t.grad for t in (x, w, b) if t is not None]
+
+    mine = run(tnd, _wrapper(w_shape, F), *[tnd.tensor(a, requires_grad=True) if a is not None
+                                          else None for a in (x, w, b)])
+    theirs = run(torch, _wrapper(w_shape, torch.nn.functional),
+                 *[torch.tensor(a, requires_grad=True) if a is not None else None
+                   for a in (x, w, b)])
+    for a, t in zip(mine, theirs):
+        np.testing.assert_allclose(a.numpy(), t.numpy(), rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("config", [CONFIGS[i] for i in (0, 2, 4, 5, 9)],
+                         ids=[IDS[i] for i in (0, 2, 4, 5, 9)])
+def test_chunked_columns_give_the_same_result(config, monkeypatch):
+    # one example per column-matrix chunk must equal the whole batch at once
+    _, x_shape, w_shape, kwargs, _ = config
+    x, w, b = _arrays(config, "float64")
+
+    def run():
+        ts = [tnd.tensor(a, requires_grad=True) for a in (x, w)]
+        y = F.conv_nd(*ts, **kwargs)
+        (gx, gw) = tnd.autograd.grad((y * y).sum(), ts, create_graph=True)
+        (gx.sum() + (gw * gw).sum()).backward()
+        return [y.numpy(), gx.numpy(), gw.numpy(), ts[0].grad.numpy(), ts[1].grad.numpy()]
+
+    whole = run()
+    monkeypatch.setattr(backend, "im2col_chunk_bytes", lambda xp: 1)
+    for a, b_ in zip(run(), whole):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+
+
+def test_unbatched_equals_batched_of_one():
+    x, w, b = _arrays(CONFIGS[-1], "float64")
+    single = F.conv2d(tnd.tensor(x), tnd.tensor(w), tnd.tensor(b), padding=1)
+    batched = F.conv2d(tnd.tensor(x[None]), tnd.tensor(w), tnd.tensor(b), padding=1)
+    assert single.shape == batched.shape[1:]
+    np.testing.assert_array_equal(single.numpy(), batched.numpy()[0])
+
+
+def test_cross_correlation_without_kernel_flip():
+    x = tnd.tensor([[[0.0, 1.0, 2.0, 3.0]]])
+    y = F.conv1d(x, tnd.tensor([[[1.0, 10.0]]]))
+    assert y.tolist() == [[[10.0, 21.0, 32.0]]]  # y[i] = x[i] * 1 + x[i + 1] * 10
+
+
+def test_same_padding_puts_the_extra_on_the_end():
+    # kernel 4: 3 padding in all, 1 before and 2 after (PyTorch's rule)
+    x = tnd.arange(6.0).reshape(1, 1, 6)
+    y = F.conv1d(x, tnd.ones(1, 1, 4), padding="same")
+    assert y.tolist() == [[[3.0, 6.0, 10.0, 14.0, 12.0, 9.0]]]
+
+
+def test_graph_node_and_no_grad():
+    x = tnd.randn(1, 2, 5, 5, requires_grad=True)
+    w = tnd.randn(3, 2, 3, 3, requires_grad=True)
+    y = F.conv2d(x, w, stride=2, padding=1)
+    assert y.grad_fn.name == "conv_nd"
+    assert y.grad_fn.params == dict(stride=(2, 2), padding=((1, 1), (1, 1)), dilation=(1, 1),
+                                    groups=1)
+    assert y.grad_fn.saved == ()  # the weight gradient rebuilds its columns from x
+    with tnd.no_grad():
+        z = F.conv2d(x, w)
+    assert z.grad_fn is None and not z.requires_grad
+
+
+def test_only_the_needed_gradients_are_computed():
+    x = tnd.randn(1, 2, 5, 5)
+    w = tnd.randn(3, 2, 3, 3, requires_grad=True)
+    y = F.conv2d(x, w)
+    y.sum().backward()
+    assert x.grad is None and w.grad.shape == w.shape
+
+
+@pytest.mark.parametrize("", [pytest.param(marks=needs_torch)])
+def test_non_contiguous_input(device):
+    base = np.random.default_rng(3).standard_normal((5, 2, 3, 6)).astype(np.float32)
+    x = tnd.tensor(base, device=device).permute(1, 2, 0, 3)  # (2, 3, 5, 6), a strided view
+    w = tnd.tensor(np.ones((4, 3, 2, 2), np.float32), device=device)
+    expected = torch.nn.functional.conv2d(torch.tensor(base).permute(1, 2, 0, 3),
+                                          torch.ones(4, 3, 2, 2))
+    np.testing.assert_allclose(F.conv2d(x, w).numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def _x(*shape):
+    return tnd.zeros(*shape)
+
+
+ERRORS = [
+    # id, call, exception, fragments the message must contain
+    ("channel-mismatch", lambda: F.conv2d(_x(1, 3, 5, 5), _x(4, 2, 3, 3)), ValueError,
+     ["conv2d", "(1, 3, 5, 5)", "(4, 2, 3, 3)", "3 channels"]),
+    ("groups-in", lambda: F.conv_nd(_x(1, 4, 5, 5), _x(3, 2, 3, 3), groups=3), ValueError,
+     ["conv_nd", "groups=3", "4 input channels"]),
+    ("groups-out", lambda: F.conv_nd(_x(1, 3, 5, 5), _x(4, 1, 3, 3), groups=3), ValueError,
+     ["conv_nd", "groups=3", "4 output channels"]),
+    ("kernel-too-large", lambda: F.conv2d(_x(1, 1, 3, 3), _x(1, 1, 4, 4), padding=0), ValueError,
+     ["conv2d", "kernel", "(4, 4)", "padded input", "(3, 3)"]),
+    ("dilated-kernel-too-large", lambda: F.conv1d(_x(1, 1, 5), _x(1, 1, 3), dilation=3),
+     ValueError, ["conv1d", "(7,)", "(5,)"]),
+    ("zero-stride", lambda: F.conv2d(_x(1, 1, 5, 5), _x(1, 1, 3, 3), stride=0), ValueError,
+     ["conv2d", "stride", "positive"]),
+    ("negative-stride", lambda: F.conv2d(_x(1, 1, 5, 5), _x(1, 1, 3, 3), stride=(1, -1)),
+     ValueError, ["conv2d", "stride", "(1, -1)"]),
+    ("zero-dilation", lambda: F.conv1d(_x(1, 1, 5), _x(1, 1, 3), dilation=0), ValueError,
+     ["dilation", "positive"]),
+    ("negative-padding", lambda: F.conv1d(_x(1, 1, 5), _x(1, 1, 3), padding=-1), ValueError,
+     ["padding", "non-negative"]),
+    ("input-rank", lambda: F.conv2d(_x(1, 1, 1, 5, 5), _x(1, 1, 3, 3)), ValueError,
+     ["conv2d", "(1, 1, 1, 5, 5)", "(1, 1, 3, 3)"]),
+    ("weight-rank", lambda: F.conv2d(_x(1, 1, 5, 5), _x(1, 1, 3)), ValueError,
+     ["conv2d", "(1, 1, 3)"]),
+    ("weight-without-spatial", lambda: F.conv_nd(_x(1, 1, 5), _x(1, 1)), ValueError,
+     ["conv_nd", "(1, 1)"]),
+    ("same-strided", lambda: F.conv2d(_x(1, 1, 5, 5), _x(1, 1, 3, 3), stride=2, padding="same"),
+     ValueError, ["same", "stride"]),
+    ("unknown-padding", lambda: F.conv2d(_x(1, 1, 5, 5), _x(1, 1, 3, 3), padding="full"),
+     ValueError, ["'full'"]),
+    ("stride-length", lambda: F.conv2d(_x(1, 1, 5, 5), _x(1, 1, 3, 3), stride=(1, 1, 1)),
+     ValueError, ["stride", "2 ints"]),
+    ("bias-shape", lambda: F.conv2d(_x(1, 1, 5, 5), _x(2, 1, 3, 3), _x(3)), ValueError,
+     ["bias", "(2,)", "(3,)"]),
+    ("dtypes", lambda: F.conv2d(_x(1, 1, 5, 5), tnd.zeros(1, 1, 3, 3, dtype=tnd.float64)),
+     TypeError, ["conv2d", "float32", "float64"]),
+]
+
+
+@pytest.mark.parametrize("call,exception,fragments", [e[1:] for e in ERRORS],
+                         ids=[e[0] for e in ERRORS])
+def test_errors_name_the_op_and_shapes(call, exception, fragments):
+    with pytest.raises(exception) as info:
+        call()
+    for fragment in fragments:
+        assert fragment in str(info.value), (fragment, str(info.value))
