@@ -40,9 +40,10 @@ ALLOWED = {
         "anomaly mode is opt-in and documented as one host sync per op",
     ("optim/optimizer.py", "Optimizer._convert_state", ".item()"):
         "load_state_dict reads a checkpoint's step count once, at load time, not per step",
+    ("nn/functional.py", "cross_entropy", "truth value of array data"):
+        "the target range is checked only for host (numpy) targets, where it costs no device sync; "
+        "device targets get NaN losses instead",
 }
-
-# (file, function, rule) -> the fix reported to the owner
 
 
 def _scanned_files():

@@ -32,8 +32,9 @@ __all__ = [
     "autograd", "nn", "backend", "ops",
 ]
 
-# data loading and checkpoints (issue 4)
+from . import optim  # noqa: E402
 from . import data  # noqa: E402
 from .serialization import save, load  # noqa: E402
+from . import viz  # noqa: E402  (imports graphviz lazily, inside its functions)
 
-__all__ += ["data", "save", "load"]
+__all__ += ["optim", "data", "save", "load", "viz"]

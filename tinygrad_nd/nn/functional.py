@@ -12,6 +12,10 @@ from ..ops import reduce as R
 from ..ops import shape as S
 from ..ops.linalg import matmul
 from ..tensor import Tensor
+from .functional_conv import (  # noqa: F401  (re-exported: F.conv2d, F.max_pool2d, ...)
+    avg_pool1d, avg_pool2d, avg_pool3d, avg_pool_nd, conv1d, conv2d, conv3d, conv_nd, max_pool1d,
+    max_pool2d, max_pool3d, max_pool_nd,
+)
 
 sigmoid = E.sigmoid
 relu = E.relu
