@@ -357,3 +357,10 @@ def test_losses_check_their_inputs():
         F.mse_loss(tnd.ones(2, 3), tnd.ones(3))
     with pytest.raises(IndexError, match=r"cross_entropy: target values must lie in \[0, 3\)"):
         F.cross_entropy(tnd.ones(2, 3), tnd.tensor([0, 3]))
+
+
+def test_leaf_gradients_can_be_modified_in_place():
+    x = leaf([[1.0, 2.0], [3.0, 4.0]])
+    x.sum().backward()  # the gradient of a sum is a broadcast of one value
+    x.grad.data *= 0.5  # gradient clipping and the like work in place
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 2), 0.5))

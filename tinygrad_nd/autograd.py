@@ -359,7 +359,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
             if capture is not None:
                 captured[id(leaf)] = g
             elif leaf.grad is None:
-                leaf.grad = g if create_graph else g.detach()
+                leaf.grad = g if create_graph else Tensor._make(backend.writable(g.data), None)
             else:
                 with backend.device_scope(g.data):
                     leaf.grad = leaf.grad + g if create_graph else Tensor._make(leaf.grad.data + g.data, None)

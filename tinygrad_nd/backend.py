@@ -266,6 +266,14 @@ def scatter_add(xp, target, index, values):
     return target
 
 
+def writable(x):
+    """``x``, or a copy of it when ``x`` is a read-only or broadcast view (a gradient stored in
+    ``.grad`` must be safe to modify in place, e.g. by gradient clipping)."""
+    if isinstance(x, np.ndarray):
+        return x if x.flags.writeable else x.copy()
+    return x.copy() if 0 in x.strides and x.size > 1 else x
+
+
 def all_finite(x) -> bool:
     """True when every element is finite (a host sync; used only by anomaly mode)."""
     with device_scope(x):

@@ -5,6 +5,7 @@ linear there, so their second derivative is zero almost everywhere.
 """
 from __future__ import annotations
 
+import math
 import operator
 
 from .. import backend
@@ -262,11 +263,15 @@ class Where(Function):
 
 
 # ----------------------------------------------------------------------------- wrappers
+_constants = {}  # (value, type, dtype) -> a constant host Tensor, reused across ops (read-only)
+
+
 def lift(value, like: Tensor) -> Tensor:
     """A Python number or array as a constant Tensor on ``like``'s device.
 
     Numbers take ``like``'s dtype when it is floating point (float32 stays float32, as
-    PyTorch); a float with an integer tensor gives float32.
+    PyTorch); a float with an integer tensor gives float32. Host constants of ordinary numbers
+    are cached: ``x * 2.0`` in a loop builds the constant once.
     """
     if isinstance(value, Tensor):
         return value
@@ -277,7 +282,18 @@ def lift(value, like: Tensor) -> Tensor:
                 dtype = backend.float32
             elif dtype == backend.bool_ and not isinstance(value, bool):
                 dtype = backend.int64
-        return Tensor._make(backend.scalar_like(like.data, value, dtype), None)
+        if type(like.data) is not backend.host_array_type or value != value or \
+                (value == 0 and math.copysign(1.0, value) < 0):  # device, NaN or -0.0: not cached
+            return Tensor._make(backend.scalar_like(like.data, value, dtype), None)
+        key = (value, type(value), dtype)
+        constant = _constants.get(key)
+        if constant is None:
+            if len(_constants) >= 512:
+                _constants.clear()
+            array = backend.scalar_like(like.data, value, dtype)
+            array.flags.writeable = False
+            constant = _constants[key] = Tensor._make(array, None)
+        return constant
     return Tensor(value, device=like.device)
 
 
@@ -286,14 +302,15 @@ def _binary(cls, x, y) -> Tensor:
         x = lift(x, y)
     elif not isinstance(y, Tensor):
         y = lift(y, x)
-    if x.shape != y.shape:
-        backend.broadcast_shape(cls.name, x.shape, y.shape)
-    if x.dtype != y.dtype and backend.is_float_dtype(x.dtype) != backend.is_float_dtype(y.dtype):
+    xd, yd = x.data, y.data
+    if xd.shape != yd.shape:
+        backend.broadcast_shape(cls.name, xd.shape, yd.shape)
+    if xd.dtype != yd.dtype and (xd.dtype.kind == "f") != (yd.dtype.kind == "f"):
         # int with float: the integer side takes the float dtype (as PyTorch)
-        if backend.is_float_dtype(x.dtype):
-            y = y.to(dtype=x.dtype)
+        if xd.dtype.kind == "f":
+            y = y.to(dtype=xd.dtype)
         else:
-            x = x.to(dtype=y.dtype)
+            x = x.to(dtype=yd.dtype)
     return cls.apply(x, y)
 
 
