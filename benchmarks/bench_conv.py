@@ -320,7 +320,8 @@ def rss_rise(which):
 def memory_report(have_torch):
     tnd_side = Side("tinygrad_nd", "cpu")
     step, _ = build("b", tnd_side)
-    rows = {"tinygrad_nd": {"tracemalloc": tracemalloc_peak(step), "rss_rise": rss_rise("tinygrad_nd")}}
+    rows = {"tinygrad_nd": {"tracemalloc": tracemalloc_peak(step), "rss_rise": rss_rise("tinygrad_nd"),
+                            "work_arrays": backend.scratch_bytes()}}
     if have_torch:
         step, _ = build("b", Side("torch", "cpu"))
         rows["torch"] = {"profiler": torch_profiler_peak(step), "rss_rise": rss_rise("torch")}
@@ -393,7 +394,8 @@ def main():
         print("\nPeak memory of workload b's step (MiB):")
         t = memory["tinygrad_nd"]
         print(f"- tinygrad_nd: tracemalloc peak {mib(t['tracemalloc'])}, "
-              f"peak-RSS rise {mib(t['rss_rise'])}")
+              f"peak-RSS rise {mib(t['rss_rise'])}, plus work arrays kept between steps "
+              f"{mib(t['work_arrays'])}")
         if have_torch:
             t = memory["torch"]
             print(f"- torch: profiler tensor peak {mib(t['profiler'])}, "

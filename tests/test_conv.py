@@ -248,3 +248,67 @@ def test_errors_name_the_op_and_shapes(call, exception, fragments):
         call()
     for fragment in fragments:
         assert fragment in str(info.value), (fragment, str(info.value))
+
+
+def test_results_never_share_the_work_arrays():
+    # the column matrices live in reused work arrays (backend.scratch); outputs must not
+    rng = np.random.default_rng(4)
+    x1, x2 = (tnd.tensor(rng.standard_normal((2, 3, 6, 6))) for _ in range(2))
+    w = tnd.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    y1 = F.conv2d(x1, w, padding=1)
+    kept = y1.numpy().copy()
+    y2 = F.conv2d(x2, w, padding=1)
+    (y1.sum() + y2.sum()).backward()
+    np.testing.assert_array_equal(y1.numpy(), kept)
+    np.testing.assert_allclose(y1.numpy(), ref_conv(x1.numpy(), w.numpy(), padding=1),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_threads_get_their_own_work_arrays():
+    import threading
+
+    rng = np.random.default_rng(5)
+    inputs = [rng.standard_normal((4, 3, 9, 9)) for _ in range(4)]
+    w = rng.standard_normal((5, 3, 3, 3))
+    results = {}
+
+    def run(i):
+        for _ in range(5):
+            results[i] = F.conv2d(tnd.tensor(inputs[i]), tnd.tensor(w), padding=1).numpy()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, x in enumerate(inputs):
+        np.testing.assert_allclose(results[i], ref_conv(x, w, padding=1), rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- the benchmark script
+def _bench(*args):
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bench_conv.py"
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_benchmark_runs():
+    done = _bench("--only", "ag", "--repeat", "1", "--no-torch", "--no-memory", "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    assert "| a | conv2d" in done.stdout and "| g | small net" in done.stdout
+
+
+def test_benchmark_on_cuda_without_cupy_says_how_to_get_it():
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("CuPy is installed")
+    done = _bench("--device", "cuda", "--no-torch")
+    assert done.returncode != 0
+    assert "CuPy" in done.stderr and "pip install" in done.stderr

@@ -6,6 +6,8 @@ the first time a CUDA device is asked for, so the CPU path never needs it.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 float32 = np.dtype("float32")
@@ -332,3 +334,34 @@ def im2col_chunk_bytes(xp) -> int:
     launches and memory is plentiful, so the whole batch goes at once.
     """
     return 4 << 20 if xp is np else 1 << 30
+
+
+_scratch = threading.local()  # per thread, so that ops running in two threads never share one
+SCRATCH_MAX_BYTES = 16 << 20  # larger work arrays (one huge example) are allocated afresh, not kept
+
+
+def scratch(xp, name: str, shape, dtype):
+    """An uninitialised work array for an op's temporaries, reused by the next call with the
+    same ``name`` (so it must not outlive the op that asked for it).
+
+    On the CPU a freshly allocated large array is page-faulted in on first touch, at every call:
+    that was half the time of a small 3-d convolution on a VM. One kept buffer per name and dtype
+    (up to SCRATCH_MAX_BYTES) avoids it. CuPy's memory pool already recycles device memory, so on
+    a GPU this is just ``empty``.
+    """
+    dtype = np.dtype(dtype)
+    size = 1
+    for n in shape:
+        size *= int(n)
+    if xp is not np or size * dtype.itemsize > SCRATCH_MAX_BYTES:
+        return xp.empty(shape, dtype=dtype)
+    buffers = _scratch.__dict__.setdefault("buffers", {})
+    buf = buffers.get((name, dtype))
+    if buf is None or buf.size < size:
+        buf = buffers[(name, dtype)] = np.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
+
+
+def scratch_bytes() -> int:
+    """Bytes held by this thread's work arrays (``scratch``), e.g. for memory reports."""
+    return sum(buf.nbytes for buf in _scratch.__dict__.get("buffers", {}).values())

@@ -14,6 +14,8 @@ from ..tensor import Tensor
 
 
 def _is_int(value):
+    if type(value) is int:  # the common case, checked cheaply
+        return True
     return isinstance(value, Integral) and not isinstance(value, bool)  # numpy ints too
 
 

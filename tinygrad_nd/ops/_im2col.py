@@ -77,32 +77,39 @@ def _row_major_steps(shape):
 
 
 # ----------------------------------------------------------------------------- conv layouts
-def pad_channels_first(xp, x, padding):
+def _empty(xp, work, name, shape, dtype):
+    """A new array, or a work array from ``work(name, shape, dtype)`` (see backend.scratch)."""
+    return xp.empty(shape, dtype=dtype) if work is None else work(name, shape, dtype)
+
+
+def pad_channels_first(xp, x, padding, work=None):
     """``x (batch, C, *spatial)`` -> zero-padded ``(C, batch, *padded)``.
 
     Channels go first so that each channel's rows of the column matrix are contiguous.
     """
     batch, channels, *spatial = x.shape
     padded = [lo + n + hi for n, (lo, hi) in zip(spatial, padding)]
-    buf = xp.zeros((channels, batch, *padded), dtype=x.dtype)
+    buf = _empty(xp, work, "im2col.padded", (channels, batch, *padded), x.dtype)
+    buf[...] = 0
     inner = tuple(slice(lo, lo + n) for n, (lo, _) in zip(spatial, padding))
     buf[_ALL2 + inner] = x.swapaxes(0, 1)  # (C, batch, *spatial)
     return buf
 
 
-def im2col(xp, x, kernel, stride, padding, dilation):
+def im2col(xp, x, kernel, stride, padding, dilation, work=None):
     """Unfold ``x (batch, C, *spatial)`` into ``cols (C * prod(kernel), batch * prod(out))``.
 
     ``cols[(c, *offset), (b, *o)] = x_padded[b, c, *(o * s + offset * d)]``; one strided copy per
-    kernel offset.
+    kernel offset. With ``work`` (``backend.scratch``-like) the result and the padded copy live
+    in work arrays named ``im2col.cols`` and ``im2col.padded``.
     """
     batch, channels, *spatial = x.shape
     out = conv_out_spatial(spatial, kernel, stride, padding, dilation)
     if any(lo or hi for lo, hi in padding):
-        source = pad_channels_first(xp, x, padding)  # (C, batch, *padded)
+        source = pad_channels_first(xp, x, padding, work)  # (C, batch, *padded)
     else:
         source = x.swapaxes(0, 1)  # (C, batch, *spatial), a view
-    cols = xp.empty((channels, math.prod(kernel), batch, *out), dtype=x.dtype)
+    cols = _empty(xp, work, "im2col.cols", (channels, math.prod(kernel), batch, *out), x.dtype)
     for k, window in enumerate(_all_window_slices(kernel, stride, dilation, out)):
         cols[:, k] = source[window]
     return cols.reshape(channels * math.prod(kernel), batch * math.prod(out))  # (C*K, batch*out)
@@ -176,9 +183,15 @@ def col2im_stride1(xp, cols, input_shape, kernel, padding, dilation):
     return crop_channels_first(xp, padded, spatial, padding)
 
 
-def to_rows(xp, y):
-    """``(batch, C, *out)`` -> ``(C, batch * prod(out))`` (a copy unless already laid out so)."""
-    return y.swapaxes(0, 1).reshape(y.shape[1], -1)  # (C, batch*out)
+def to_rows(xp, y, work=None):
+    """``(batch, C, *out)`` -> ``(C, batch * prod(out))``: a view when ``y`` is already laid out
+    so, else a copy (into the work array ``to_rows`` with ``work``)."""
+    rows = y.swapaxes(0, 1)  # (C, batch, *out)
+    if work is None or rows.flags.c_contiguous:
+        return rows.reshape(y.shape[1], -1)  # (C, batch*out)
+    buf = work("to_rows", rows.shape, y.dtype)
+    buf[...] = rows
+    return buf.reshape(y.shape[1], -1)  # (C, batch*out)
 
 
 def from_rows(xp, rows, batch, out_spatial):
@@ -186,12 +199,13 @@ def from_rows(xp, rows, batch, out_spatial):
     return rows.reshape(rows.shape[0], batch, *out_spatial).swapaxes(0, 1)  # (batch, C, *out)
 
 
-def rows_on_grid(xp, y, grid):
+def rows_on_grid(xp, y, grid, work=None):
     """``(batch, C, *out)`` -> ``(C, batch * prod(grid))``: ``y`` in the leading corner of each
     example's ``grid`` (``grid >= out`` per dim), zeros elsewhere; the layout of
-    ``col2im_stride1``."""
+    ``col2im_stride1``. With ``work``, in the work array ``rows_on_grid``."""
     batch, channels, *out = y.shape
-    buf = xp.zeros((channels, batch, *grid), dtype=y.dtype)
+    buf = _empty(xp, work, "rows_on_grid", (channels, batch, *grid), y.dtype)
+    buf[...] = 0
     buf[_ALL2 + tuple(slice(0, n) for n in out)] = y.swapaxes(0, 1)  # (C, batch, *out)
     return buf.reshape(channels, -1)  # (C, batch*grid)
 
@@ -250,7 +264,7 @@ def _first_inside(xp, kernel, stride, padding, dilation, out_spatial):
         first = xp.maximum(-(start // d), 0)  # smallest j with start + j*d >= 0
         shape = [1] * len(kernel)
         shape[i] = out
-        index = index + (first * steps[i]).reshape(shape)
+        index = index + (first * steps[i]).reshape(shape)  # (1, .., out_i, .., 1)
     return xp.broadcast_to(index, out_spatial)
 
 
@@ -393,5 +407,5 @@ def avg_pool_divisor(xp, spatial, kernel, stride, padding, out_spatial, count_in
             start, end = xp.maximum(start, 0), xp.minimum(end, n)
         shape = [1] * len(spatial)
         shape[i] = out
-        divisor = divisor * (end - start).astype(dtype).reshape(shape)
+        divisor = divisor * (end - start).astype(dtype).reshape(shape)  # (1, .., out_i, .., 1)
     return divisor

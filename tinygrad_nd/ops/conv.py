@@ -87,20 +87,22 @@ def check_conv_shapes(op, x_shape, w_shape, stride, padding, dilation, groups):
 
 def _weight_blocks(w, groups):
     """``(C_out, C_in/g, *kernel)`` -> ``(groups, C_out/g, C_in/g * prod(kernel))``."""
-    return w.reshape(groups, w.shape[0] // groups, -1)
+    return w.reshape(groups, w.shape[0] // groups, -1)  # (groups, C_out/g, C_in/g*K)
 
 
-def _grouped_matmul(xp, a, b):
-    """``a (groups, m, k) @ b (groups, k, n)`` per group -> ``(groups * m, n)``."""
+def _grouped_matmul(xp, a, b, out=None):
+    """``a (groups, m, k) @ b (groups, k, n)`` per group -> ``(groups * m, n)``, into ``out``
+    when given (a 2-d array, row-strided views allowed: BLAS takes a leading dimension)."""
     if a.shape[0] == 1:
-        return a[0] @ b[0]  # a plain 2-d GEMM
-    y = xp.matmul(a, b)  # (groups, m, n)
-    return y.reshape(-1, y.shape[-1])
+        return xp.matmul(a[0], b[0], out=out)  # a plain 2-d GEMM
+    blocks = None if out is None else out.reshape(a.shape[0], -1, out.shape[-1])  # a view
+    y = xp.matmul(a, b, out=blocks)  # (groups, m, n)
+    return y.reshape(-1, y.shape[-1])  # (groups*m, n)
 
 
 def _col_blocks(cols, groups):
     """``(C * prod(kernel), L)`` -> ``(groups, C/g * prod(kernel), L)``: rows are channel-major."""
-    return cols.reshape(groups, -1, cols.shape[-1])
+    return cols.reshape(groups, -1, cols.shape[-1])  # (groups, C/g*K, L)
 
 
 def _chunks(xp, x_shape, kernel, out, dtype):
@@ -139,11 +141,12 @@ class ConvNd(_ConvFunction):
         _check_dtypes(self.name, x, w)
         out = check_conv_shapes(self.name, x.shape, w.shape, **self.conv_params())
         kernel, size, blocks = w.shape[2:], math.prod(out), _weight_blocks(w, self.groups)
+        work = functools.partial(backend.scratch, xp)
         rows = xp.empty((w.shape[0], x.shape[0] * size), dtype=x.dtype)  # (C_out, batch*out)
         for chunk in _chunks(xp, x.shape, kernel, out, x.dtype):
-            cols = im.im2col(xp, x[chunk], kernel, self.stride, self.padding, self.dilation)
-            rows[:, chunk.start * size:chunk.stop * size] = _grouped_matmul(
-                xp, blocks, _col_blocks(cols, self.groups))  # (C_out, chunk*out)
+            cols = im.im2col(xp, x[chunk], kernel, self.stride, self.padding, self.dilation, work)
+            _grouped_matmul(xp, blocks, _col_blocks(cols, self.groups),
+                            out=rows[:, chunk.start * size:chunk.stop * size])  # (C_out, chunk*out)
         return im.from_rows(xp, rows, x.shape[0], out)  # (batch, C_out, *out), a view
 
     def backward(self, gy):
@@ -167,20 +170,24 @@ class ConvNdInputGrad(_ConvFunction):
         blocks = _weight_blocks(w, self.groups).swapaxes(1, 2)  # (groups, C_in/g*K, C_out/g)
         grid = im.padded_spatial(spatial, self.padding)
         size = math.prod(grid)
+        work = functools.partial(backend.scratch, xp)  # gcols reuse im2col's work array
+        n_cols = blocks.shape[0] * blocks.shape[1]  # C_in * prod(kernel)
         if all(s == 1 for s in self.stride):  # contiguous adds on the flattened padded grid
             tail = im.grid_shifts(grid, kernel, self.dilation)[-1]
             flat = xp.zeros((channels, batch * size + tail), dtype=gy.dtype)
             for chunk in _chunks(xp, self.input_shape, kernel, grid, gy.dtype):
-                rows = im.rows_on_grid(xp, gy[chunk], grid)  # (C_out, chunk*grid), zero-padded
-                cols = _grouped_matmul(xp, blocks, _col_blocks(rows, self.groups))  # (C_in*K, .)
+                rows = im.rows_on_grid(xp, gy[chunk], grid, work)  # (C_out, chunk*grid), 0-padded
+                cols = _grouped_matmul(xp, blocks, _col_blocks(rows, self.groups), out=work(
+                    "im2col.cols", (n_cols, rows.shape[1]), gy.dtype))  # (C_in*K, chunk*grid)
                 im.col2im_stride1_add(xp, cols, flat[:, chunk.start * size:chunk.stop * size + tail],
                                       grid, kernel, self.dilation)
             padded = flat[:, :batch * size].reshape(channels, batch, *grid)  # (C_in, batch, *grid)
         else:
             padded = xp.zeros((channels, batch, *grid), dtype=gy.dtype)  # (C_in, batch, *grid)
             for chunk in _chunks(xp, self.input_shape, kernel, out, gy.dtype):
-                rows = im.to_rows(xp, gy[chunk])  # (C_out, chunk*out)
-                cols = _grouped_matmul(xp, blocks, _col_blocks(rows, self.groups))  # (C_in*K, .)
+                rows = im.to_rows(xp, gy[chunk], work)  # (C_out, chunk*out)
+                cols = _grouped_matmul(xp, blocks, _col_blocks(rows, self.groups), out=work(
+                    "im2col.cols", (n_cols, rows.shape[1]), gy.dtype))  # (C_in*K, chunk*out)
                 im.col2im_add(xp, cols, padded[:, chunk], kernel, self.stride, self.dilation)
         return im.crop_channels_first(xp, padded, spatial, self.padding)  # (batch, C_in, *spatial)
 
@@ -203,12 +210,13 @@ class ConvNdWeightGrad(_ConvFunction):
         out = check_conv_shapes(self.name, x.shape, weight_shape, **self.conv_params())
         kernel = weight_shape[2:]
         gw = xp.zeros((groups, weight_shape[0] // groups, math.prod(weight_shape[1:])), x.dtype)
+        work = functools.partial(backend.scratch, xp)
         for chunk in _chunks(xp, x.shape, kernel, out, x.dtype):
-            cols = im.im2col(xp, x[chunk], kernel, self.stride, self.padding, self.dilation)
-            rows = _col_blocks(im.to_rows(xp, gy[chunk]), groups)  # (groups, C_out/g, chunk*out)
+            cols = im.im2col(xp, x[chunk], kernel, self.stride, self.padding, self.dilation, work)
+            rows = _col_blocks(im.to_rows(xp, gy[chunk], work), groups)  # (g, C_out/g, chunk*out)
             gw += _grouped_matmul(xp, rows, _col_blocks(cols, groups).swapaxes(1, 2)).reshape(
                 gw.shape)  # (groups, C_out/g, C_in/g*K)
-        return gw.reshape(weight_shape)
+        return gw.reshape(weight_shape)  # (C_out, C_in/g, *kernel)
 
     def backward(self, ggw):
         x, gy = self.inputs

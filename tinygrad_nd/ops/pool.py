@@ -136,12 +136,11 @@ class MaxPoolNdGather(_PoolFunction):
     fixed. VJP: g_z = max_pool_nd_scatter(gy, argk); argk is not differentiable."""
 
     def forward(self, xp, z, argk):
-        self.z_shape = z.shape
         return im.window_gather(xp, z, argk, **self.window())
 
     def backward(self, gy):
-        _, argk = self.inputs
-        g_z = MaxPoolNdScatter.apply(gy, argk, shape=self.z_shape, **self.window_params()) \
+        z, argk = self.inputs
+        g_z = MaxPoolNdScatter.apply(gy, argk, shape=z.shape, **self.window_params()) \
             if self.needs_grad[0] else None
         return g_z, None
 

@@ -94,8 +94,10 @@ def sum_to(x: Tensor, shape) -> Tensor:
     if x.shape == shape:
         return x
     lead = x.ndim - len(shape)
-    dims = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and x.shape[i + lead] != 1)
-    y = Sum.apply(x, dim=dims, keepdim=True) if dims else x
+    kept = tuple(i + lead for i, s in enumerate(shape) if s == 1 and x.shape[i + lead] != 1)
+    if not kept:  # only leading axes to drop: one sum gives the shape
+        return Sum.apply(x, dim=tuple(range(lead)), keepdim=False)
+    y = Sum.apply(x, dim=tuple(range(lead)) + kept, keepdim=True)
     return S.reshape(y, *shape)
 
 
