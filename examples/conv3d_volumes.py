@@ -1,11 +1,12 @@
 """A 3-d CNN tells spheres from cubes in small noisy volumes (synthetic data, no download).
 
-    python examples/conv3d_volumes.py            # about 99% test accuracy in well under a minute
+    python examples/conv3d_volumes.py            # about 96% test accuracy in about 10 seconds
 
 Each 12x12x12 volume holds one solid shape of random size and position, with Gaussian noise
 added. Sizes are drawn so that spheres and cubes have overlapping volumes: counting bright
 voxels does not give the answer away, the shape of the boundary (flat faces and corners against
-a round surface) does.
+a round surface) does. The smallest shapes, a few voxels across, are genuinely ambiguous at this
+resolution, which is where the remaining errors are.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def build_model(size):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--size", type=int, default=12, help="voxels per side (multiple of 4)")
     parser.add_argument("--noise", type=float, default=0.3)
     parser.add_argument("--device", default="cpu")

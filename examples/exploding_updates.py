@@ -40,16 +40,16 @@ RUNS = (
 
 
 def build_model():
-    """The classic small net: conv, max pool, sigmoid, then a linear read-out, (N, 1, 8, 8) -> (N, 10)."""
+    """A small net: conv, max pool, ReLU, then a linear read-out, (N, 1, 8, 8) -> (N, 10)."""
     return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.MaxPool2d(2), nn.Sigmoid(),  # (N, 8, 4, 4)
+        nn.Conv2d(1, 8, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(),  # (N, 8, 4, 4)
         nn.Flatten(),                                                  # (N, 128)
         nn.Linear(8 * 4 * 4, 10),
     )
 
 
 def train(model, reduction, optimizer, loader, steps):
-    """Losses (per sample, so runs compare) of ``steps`` SGD steps; stops early on divergence."""
+    """Losses (per sample, so runs compare) of ``steps`` steps; stops early on divergence."""
     losses = []
     while len(losses) < steps:
         for x, target in loader:
@@ -68,22 +68,28 @@ def train(model, reduction, optimizer, loader, steps):
 
 
 def plot(curves, path):
+    """Left: every run on a log scale (the blow-up); right: a linear zoom on the runs that learn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (full, zoom) = plt.subplots(1, 2, figsize=(11, 4))
     for label, losses in curves.items():
-        finite = [v if math.isfinite(v) else np.nan for v in losses]
-        line, = ax.plot(range(1, len(finite) + 1), finite, label=label)
-        if not math.isfinite(losses[-1]) or losses[-1] > 1e30:
-            ax.annotate(f"{losses[-1]:.3g} at step {len(losses)}", (len(losses) - 1, max(f for f in
-                        finite if f == f)), color=line.get_color(), ha="left", va="bottom")
-    ax.set(xlabel="step", ylabel="summed squared error per sample", yscale="log",
-           title="The same model and batches, three ways to update")
-    ax.grid(alpha=0.3)
-    ax.legend()
+        values = [v if math.isfinite(v) else np.nan for v in losses]
+        steps = range(1, len(values) + 1)
+        line, = full.plot(steps, values, label=label)
+        zoom.plot(steps, values, label=label, color=line.get_color())
+        if len(losses) < max(len(c) for c in curves.values()):  # stopped early: it diverged
+            full.annotate(f"  {losses[-1]:.3g} at step {len(losses)}: diverged",
+                          (len(losses), np.nanmax(values)), color=line.get_color(), va="top")
+    full.set(xlabel="step", ylabel="summed squared error per sample", yscale="log",
+             title="all three runs (log scale)")
+    first = max(c[0] for c in curves.values() if math.isfinite(c[0]))
+    zoom.set(xlabel="step", ylim=(0, 1.2 * first), title="zoom: the runs that converge")
+    for ax in (full, zoom):
+        ax.grid(alpha=0.3)
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -105,13 +111,15 @@ def main(argv=None):
 
     tnd.manual_seed(args.seed)
     initial = build_model().state_dict()  # every run starts from these weights
-    curves = {}
+    curves, accuracies = {}, {}
     for label, reduction, make_optimizer in RUNS:
         model = build_model()
         model.load_state_dict(initial)
         loader = DataLoader(TensorDataset(images, targets), seed=args.seed, **loader_args)
         with np.errstate(over="ignore", invalid="ignore"):  # the first run overflows on purpose
             curves[label] = train(model, reduction, make_optimizer(model.parameters()), loader, steps)
+            with tnd.no_grad():
+                accuracies[label] = float((model(images).argmax(dim=1) == labels).float().mean().item())
 
     marks = sorted({1, 2, 3, 5, 10, 20, 50, 100, 200, steps} & set(range(1, steps + 1)))
     print("summed squared error per sample (the mean loss times 10 outputs), by step")
@@ -122,7 +130,8 @@ def main(argv=None):
     for label, losses in curves.items():
         verdict = ("DIVERGED" if not math.isfinite(losses[-1]) or losses[-1] > 1e30 else
                    "converging" if losses[-1] < losses[0] else "not improving")
-        print(f"{label}: {verdict} (first {losses[0]:.4g}, last {losses[-1]:.4g} after {len(losses)} steps)")
+        print(f"{label}: {verdict} (first {losses[0]:.4g}, last {losses[-1]:.4g} after {len(losses)} "
+              f"steps; training accuracy {100 * accuracies[label]:.1f}%)")
 
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "exploding_updates.png")

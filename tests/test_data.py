@@ -8,15 +8,7 @@ import numpy as np
 import pytest
 
 import tinygrad_nd as tnd
-from tinygrad_nd import backend
 from tinygrad_nd.data import DataLoader, Dataset, TensorDataset, load_digits, load_mnist
-
-
-def _cuda_or_skip():
-    try:
-        backend.cupy_module()
-    except RuntimeError as exc:
-        pytest.skip(f"needs CuPy and a CUDA GPU: {exc}")
 
 
 def _labels(loader):
@@ -142,13 +134,15 @@ def test_dataloader_needs_a_dataset():
         DataLoader(42)
 
 
-def test_loader_on_gpu_keeps_batches_on_device():
-    _cuda_or_skip()
-    ds = TensorDataset(tnd.randn(9, 2, device="cuda"), tnd.arange(9, device="cuda"))
+def test_loader_keeps_batches_on_the_data_device(device):
+    ds = TensorDataset(tnd.randn(9, 2, device=device), tnd.arange(9, device=device))
+    where = "cpu" if device == "cpu" else "cuda:0"
     for shuffle in (False, True):
         batches = list(DataLoader(ds, batch_size=4, shuffle=shuffle, seed=0))
-        assert all(x.device == "cuda:0" and y.device == "cuda:0" for x, y in batches)
+        assert all(x.device == where and y.device == where for x, y in batches)
         assert sorted(sum((y.tolist() for _, y in batches), [])) == list(range(9))
+        for x, y in batches:  # rows stay paired with their labels on the device too
+            np.testing.assert_array_equal(x.numpy(), ds.tensors[0].numpy()[y.numpy()])
 
 
 # ----------------------------------------------------------------------------- load_digits

@@ -11,13 +11,6 @@ import tinygrad_nd as tnd
 from tinygrad_nd import backend
 
 
-def _cuda_or_skip():
-    try:
-        backend.cupy_module()
-    except RuntimeError as exc:
-        pytest.skip(f"needs CuPy and a CUDA GPU: {exc}")
-
-
 def _assert_same(a, b, where="obj"):
     """Exact equality: same types, dict key types and order, dtypes, shapes and bits."""
     assert type(a) is type(b), f"{where}: {type(a).__name__} vs {type(b).__name__}"
@@ -150,6 +143,11 @@ def test_unsupported_values_name_where(tmp_path, obj, words):
         tnd.save(obj, tmp_path / "bad.npz")
     assert words in str(info.value)
     assert os.listdir(tmp_path) == []  # nothing written, not even a temporary file
+
+
+def test_unwritable_path_names_it(tmp_path):
+    with pytest.raises(OSError, match="save: cannot write .*missing"):
+        tnd.save({"a": 1}, tmp_path / "missing" / "c.npz")
 
 
 def test_reference_cycle_is_refused(tmp_path):
@@ -285,7 +283,7 @@ def test_bad_structure_entry(tmp_path, structure, words):
     assert words in str(info.value)
 
 
-# ----------------------------------------------------------------------------- bad checkpoints leave the model unchanged
+# ----------------------------------------------------------------------------- bad files leave the model unchanged
 def _snapshot(model):
     return {k: v.numpy().copy() for k, v in model.state_dict().items()}
 
@@ -334,16 +332,22 @@ def test_mismatched_checkpoint_leaves_model_unchanged(tmp_path, damage):
 
 
 # ----------------------------------------------------------------------------- devices
-def test_gpu_tensors_load_to_cpu_and_cuda(tmp_path):
-    _cuda_or_skip()
-    cp = backend.cupy_module()
-    obj = {"w": tnd.randn(3, 4, device="cuda"), "raw": cp.arange(3), "host": np.ones(2)}
+@pytest.mark.parametrize("source", ["fake_cuda", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_device_tensors_load_to_cpu_and_cuda(request, tmp_path, source):
+    request.getfixturevalue("fake_cuda" if source == "fake_cuda" else "real_cuda")
+    cp = backend._cupy
+    obj = {"w": tnd.randn(3, 4, device="cuda"), "raw": cp.arange(3), "host": np.ones(2),
+           "state": {0: {"step": 4, "exp_avg": tnd.ones(2, device="cuda")}}}
     tnd.save(obj, tmp_path / "gpu.npz")
     on_cpu = tnd.load(tmp_path / "gpu.npz")
-    assert on_cpu["w"].device == "cpu" and isinstance(on_cpu["raw"], np.ndarray)
+    assert on_cpu["w"].device == "cpu" and type(on_cpu["w"].data) is np.ndarray
+    assert type(on_cpu["raw"]) is np.ndarray and on_cpu["raw"].tolist() == [0, 1, 2]
+    assert on_cpu["state"][0]["exp_avg"].device == "cpu"
     assert on_cpu["w"].numpy().tobytes() == obj["w"].numpy().tobytes()
     on_gpu = tnd.load(tmp_path / "gpu.npz", device="cuda")
-    assert on_gpu["w"].device == "cuda:0" and isinstance(on_gpu["raw"], cp.ndarray)
+    assert on_gpu["w"].device == "cuda:0" and type(on_gpu["w"].data) is cp.ndarray
+    assert type(on_gpu["raw"]) is cp.ndarray and type(on_gpu["host"]) is cp.ndarray
+    assert on_gpu["state"][0]["exp_avg"].device == "cuda:0"
     assert on_gpu["w"].numpy().tobytes() == obj["w"].numpy().tobytes()
 
 

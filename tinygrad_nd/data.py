@@ -131,6 +131,13 @@ class DataLoader:
         Seed of this loader's own generator: a given seed gives the same sequence of epoch orders
         on every run (each epoch a new permutation). ``None`` draws from the generator that
         ``tnd.manual_seed`` seeds.
+    collate_fn : callable, optional
+        Turns a list of samples into a batch; defaults to :func:`default_collate`.
+
+    Notes
+    -----
+    Batches of a ``TensorDataset`` stay on the device of its tensors. Without shuffling they
+    are slices of the dataset's tensors (views, no copy); with shuffling, gathered copies.
 
     Examples
     --------
@@ -184,11 +191,11 @@ class DataLoader:
     def _tensor_batch(self, order, start, end):
         if order is None:  # contiguous rows: a slice, no gather
             return tuple(t[start:end] for t in self.dataset.tensors)
-        rows = order[start:end]
-        batch = []
-        for t in self.dataset.tensors:
-            batch.append(t[Tensor(rows, device=t.device)])  # one gather per tensor, on its device
-        return tuple(batch)
+        rows, index = order[start:end], {}
+        for t in self.dataset.tensors:  # the row index, copied once to each device that needs it
+            if t.device not in index:
+                index[t.device] = Tensor(rows, device=t.device)
+        return tuple(t[index[t.device]] for t in self.dataset.tensors)  # one gather per tensor
 
     def __repr__(self):
         return (f"DataLoader(dataset of {len(self.dataset)}, batch_size={self.batch_size}, "

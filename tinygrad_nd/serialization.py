@@ -116,6 +116,8 @@ def save(obj, path) -> None:
     ------
     TypeError
         For an object of an unsupported type, naming where it sits in ``obj``.
+    OSError
+        When ``path`` cannot be written (for example, its folder does not exist).
 
     Examples
     --------
@@ -139,6 +141,8 @@ def save(obj, path) -> None:
         with open(tmp, "wb") as f:
             backend.write_npz(f, arrays)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise OSError(f"save: cannot write {path!r}: {exc.strerror or exc}") from exc
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
