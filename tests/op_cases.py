@@ -193,6 +193,19 @@ CASES += _cases("matmul", lambda x, y: x @ y, np.matmul, {
     "vec-vec": ((4,), (4,)),
     "size1": ((1, 1), (1, 3)),
 })
+CASES += _cases("matmul", lambda x, y: tnd.ops.linalg.matmul(x, y, transpose_y=True),
+                lambda x, y: x @ np.swapaxes(y, -1, -2),
+                {"transpose-y": ((3, 4), (2, 4)), "transpose-y-batched": ((2, 3, 4), (1, 5, 4)),
+                 "transpose-y-vec": ((4,), (3, 4))},
+                torch_fn=lambda torch, x, y: x @ y.transpose(-1, -2))
+CASES += _cases("matmul", lambda x, y: tnd.ops.linalg.MatMul.apply(x, y, transpose_x=True),
+                lambda x, y: np.swapaxes(x, -1, -2) @ y,
+                {"transpose-x": ((4, 3), (4, 2)), "transpose-x-batched": ((2, 4, 3), (4, 5))},
+                torch_fn=lambda torch, x, y: x.transpose(-1, -2) @ y)
+CASES += _cases("matmul", lambda x, y: tnd.ops.linalg.MatMul.apply(x, y, transpose_x=True, transpose_y=True),
+                lambda x, y: np.swapaxes(x, -1, -2) @ np.swapaxes(y, -1, -2),
+                {"transpose-both": ((4, 3), (2, 4))},
+                torch_fn=lambda torch, x, y: x.transpose(-1, -2) @ y.transpose(-1, -2))
 
 
 def _np_index_add(shape, index, values):

@@ -39,7 +39,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {input.shape} does not end in in_features = "
                          f"{weight.shape[1]} (weight shape {weight.shape})")
-    y = matmul(input, S.transpose(weight, 0, 1))
+    y = matmul(input, weight, transpose_y=True)  # input @ weight^T, no transpose node
     return y if bias is None else y + bias
 
 

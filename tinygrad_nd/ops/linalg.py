@@ -9,26 +9,46 @@ from .reduce import sum_to
 from .registry import register
 
 
+def _t(a, flag):
+    """``a`` with its last two axes swapped when ``flag`` (a view, no copy)."""
+    return a.swapaxes(-1, -2) if flag else a
+
+
 @register("matmul")
 class MatMul(Function):
-    """z = x @ y for x (..., n, k) and y (..., k, m), batch axes broadcast.
-    VJP: gx = sum_to(gz @ y^T, x.shape), gy = sum_to(x^T @ gz, y.shape) (^T swaps the last two axes)."""
+    """z = op(x) @ op(y) for op(x) (..., n, k) and op(y) (..., k, m), batch axes broadcast, where
+    op transposes the last two axes when ``transpose_x`` / ``transpose_y`` is set (as BLAS's
+    transa/transb: ``linear`` multiplies by w^T without a transpose node).
+    VJP: g_op(x) = gz @ op(y)^T, g_op(y) = op(x)^T @ gz, each transposed back when its flag is set
+    and summed to the input's shape; both are matmuls with flags, so the family closes."""
+
+    def __init__(self, *, transpose_x=False, transpose_y=False):
+        super().__init__(transpose_x=bool(transpose_x), transpose_y=bool(transpose_y))
 
     def forward(self, xp, x, y):
-        return xp.matmul(x, y)
+        return xp.matmul(_t(x, self.transpose_x), _t(y, self.transpose_y))
 
     def backward(self, gz):
         x, y = self.inputs
-        gx = sum_to(MatMul.apply(gz, S.transpose(y, -1, -2)), x.shape) if self.needs_grad[0] else None
-        gy = sum_to(MatMul.apply(S.transpose(x, -1, -2), gz), y.shape) if self.needs_grad[1] else None
+        tx, ty = self.transpose_x, self.transpose_y
+        gx = gy = None
+        if self.needs_grad[0]:  # d op(x) = gz @ op(y)^T; if tx, dx = (gz @ op(y)^T)^T = op(y) @ gz^T
+            gx = MatMul.apply(y, gz, transpose_x=ty, transpose_y=True) if tx else \
+                MatMul.apply(gz, y, transpose_y=not ty)
+            gx = sum_to(gx, x.shape)
+        if self.needs_grad[1]:  # d op(y) = op(x)^T @ gz; if ty, dy = gz^T @ op(x)
+            gy = MatMul.apply(gz, x, transpose_x=True, transpose_y=tx) if ty else \
+                MatMul.apply(x, gz, transpose_x=not tx)
+            gy = sum_to(gy, y.shape)
         return gx, gy
 
 
-def matmul(x, y) -> Tensor:
+def matmul(x, y, *, transpose_y: bool = False) -> Tensor:
     """Matrix product with numpy's rules.
 
     1-d x is treated as a row (n,) -> (1, n) and 1-d y as a column, the added axis removed from
-    the result; batch axes (all but the last two) broadcast.
+    the result; batch axes (all but the last two) broadcast. ``transpose_y=True`` multiplies by
+    y with its last two axes swapped (y at least 2-d), without a transpose in the graph.
 
     Raises
     ------
@@ -50,13 +70,17 @@ def matmul(x, y) -> Tensor:
     if x.dtype != y.dtype:
         dtype = backend.result_dtype(x.dtype, y.dtype)
         x, y = x.to(dtype=dtype), y.to(dtype=dtype)
+    if transpose_y and y.ndim < 2:
+        raise ValueError(f"matmul: transpose_y needs y with at least 2 dimensions, got shape {y.shape}")
     x2 = S.unsqueeze(x, 0) if x.ndim == 1 else x  # (1, k)
     y2 = S.unsqueeze(y, -1) if y.ndim == 1 else y  # (k, 1)
-    if x2.shape[-1] != y2.shape[-2]:
-        raise ValueError(f"matmul: shapes {x.shape} and {y.shape} do not match: the inner "
-                         f"dimensions are {x2.shape[-1]} and {y2.shape[-2]}")
+    inner = y2.shape[-1] if transpose_y else y2.shape[-2]
+    if x2.shape[-1] != inner:
+        shown = f"{y.shape} (transposed)" if transpose_y else f"{y.shape}"
+        raise ValueError(f"matmul: shapes {x.shape} and {shown} do not match: the inner "
+                         f"dimensions are {x2.shape[-1]} and {inner}")
     backend.broadcast_shape("matmul (batch dimensions)", x2.shape[:-2], y2.shape[:-2])
-    z = MatMul.apply(x2, y2)
+    z = MatMul.apply(x2, y2, transpose_y=transpose_y)
     if y.ndim == 1:
         z = S.squeeze(z, -1)
     if x.ndim == 1:

@@ -26,7 +26,8 @@ class Sum(Function):
         return xp.sum(x, axis=self.dim, keepdims=self.keepdim)
 
     def backward(self, gy):
-        if not self.keepdim:
+        if not self.keepdim and self.dim != tuple(range(len(self.dim))):
+            # restore the summed axes as size 1 (not needed when they lead: broadcasting adds them)
             kept = tuple(1 if i in self.dim else s for i, s in enumerate(self.x_shape))
             gy = S.Reshape.apply(gy, shape=kept)
         return Expand.apply(gy, shape=self.x_shape)
