@@ -147,13 +147,17 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor, **params) -> Tensor:
         """Run the primitive on ``inputs`` and return its result, recording the node if needed."""
-        return cls.apply_with_node(*inputs, **params)[0]
+        return cls(**params)._run(inputs)
 
     @classmethod
     def apply_with_node(cls, *inputs: Tensor, **params):
         """``apply`` that also returns the Function object, for wrappers that read what its
-        forward computed besides the result (the indices of a max pool, say)."""
+        forward computed besides the result (the indices of a max along a dim, say)."""
         fn = cls(**params)
+        return fn._run(inputs), fn
+
+    def _run(self, inputs):
+        fn, cls = self, type(self)
         arrays = [t.data for t in inputs]
         for a in arrays:  # the common case, all numpy arrays, is checked inline
             if type(a) is not _HOST_ARRAY:
@@ -185,7 +189,7 @@ class Function:
                     break
         if _anomaly_enabled:
             _anomaly_check_forward(fn, out)
-        return out, fn
+        return out
 
     def release(self):
         """Drop the inputs and saved arrays (after a backward without ``retain_graph``)."""

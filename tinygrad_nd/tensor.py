@@ -1,14 +1,29 @@
 """``Tensor``: an array (numpy or cupy) plus the node of the tape that made it.
 
 Every method below is written out and calls an op wrapper from ``tinygrad_nd.ops``. The ops
-import this module, so each method imports its op module inside its body (the one import cycle
-of the package, broken this way on purpose).
+import this module, so this module cannot import them at its top: ``_ops`` imports each op
+family on first use (the one import cycle of the package, broken here on purpose; a plain import
+inside every method body cost a microsecond per call).
 """
 from __future__ import annotations
 
 import weakref
 
+import importlib
+
 from . import backend
+
+
+class _OpFamilies:
+    """``_ops.elementwise`` etc.: the op modules, each imported on first access, then cached."""
+
+    def __getattr__(self, family):
+        module = importlib.import_module(f"{__package__}.ops.{family}")
+        setattr(self, family, module)
+        return module
+
+
+_ops = _OpFamilies()
 
 
 class Tensor:
@@ -125,9 +140,7 @@ class Tensor:
             device, dtype = None, device
         if isinstance(device, str) and device.lower() in ("float32", "float64", "int64", "bool"):
             device, dtype = None, device
-        from .ops import shape as S  # ops import Tensor: imported here to break the cycle
-
-        return S.to(self, device=device, dtype=dtype)
+        return _ops.shape.to(self, device=device, dtype=dtype)
 
     def cpu(self):
         return self.to("cpu")
@@ -201,270 +214,174 @@ class Tensor:
 
     # ------------------------------------------------------------------ arithmetic
     def __add__(self, other):
-        from .ops import elementwise as E  # ops import Tensor: imported here to break the cycle
-
-        return E.add(self, other)
+        return _ops.elementwise.add(self, other)
 
     def __radd__(self, other):
-        from .ops import elementwise as E
-
-        return E.add(other, self)
+        return _ops.elementwise.add(other, self)
 
     def __sub__(self, other):
-        from .ops import elementwise as E
-
-        return E.sub(self, other)
+        return _ops.elementwise.sub(self, other)
 
     def __rsub__(self, other):
-        from .ops import elementwise as E
-
-        return E.sub(other, self)
+        return _ops.elementwise.sub(other, self)
 
     def __mul__(self, other):
-        from .ops import elementwise as E
-
-        return E.mul(self, other)
+        return _ops.elementwise.mul(self, other)
 
     def __rmul__(self, other):
-        from .ops import elementwise as E
-
-        return E.mul(other, self)
+        return _ops.elementwise.mul(other, self)
 
     def __truediv__(self, other):
-        from .ops import elementwise as E
-
-        return E.div(self, other)
+        return _ops.elementwise.div(self, other)
 
     def __rtruediv__(self, other):
-        from .ops import elementwise as E
-
-        return E.div(other, self)
+        return _ops.elementwise.div(other, self)
 
     def __pow__(self, other):
-        from .ops import elementwise as E
-
-        return E.pow(self, other)
+        return _ops.elementwise.pow(self, other)
 
     def __rpow__(self, other):
-        from .ops import elementwise as E
-
-        return E.pow(other, self)
+        return _ops.elementwise.pow(other, self)
 
     def __matmul__(self, other):
-        from .ops import linalg
-
-        return linalg.matmul(self, other)
+        return _ops.linalg.matmul(self, other)
 
     def __rmatmul__(self, other):
-        from .ops import linalg
-
-        return linalg.matmul(other, self)
+        return _ops.linalg.matmul(other, self)
 
     def __neg__(self):
-        from .ops import elementwise as E
-
-        return E.neg(self)
+        return _ops.elementwise.neg(self)
 
     def __abs__(self):
         return self.abs()
 
     # comparisons: not differentiable, return bool tensors
     def __eq__(self, other):
-        from .ops import elementwise as E
-
-        return E.compare("eq", self, other)
+        return _ops.elementwise.compare("eq", self, other)
 
     def __ne__(self, other):
-        from .ops import elementwise as E
-
-        return E.compare("ne", self, other)
+        return _ops.elementwise.compare("ne", self, other)
 
     def __lt__(self, other):
-        from .ops import elementwise as E
-
-        return E.compare("lt", self, other)
+        return _ops.elementwise.compare("lt", self, other)
 
     def __le__(self, other):
-        from .ops import elementwise as E
-
-        return E.compare("le", self, other)
+        return _ops.elementwise.compare("le", self, other)
 
     def __gt__(self, other):
-        from .ops import elementwise as E
-
-        return E.compare("gt", self, other)
+        return _ops.elementwise.compare("gt", self, other)
 
     def __ge__(self, other):
-        from .ops import elementwise as E
-
-        return E.compare("ge", self, other)
+        return _ops.elementwise.compare("ge", self, other)
 
     def __and__(self, other):
-        from .ops import elementwise as E
-
-        return E.compare("and", self, other)
+        return _ops.elementwise.compare("and", self, other)
 
     def __or__(self, other):
-        from .ops import elementwise as E
-
-        return E.compare("or", self, other)
+        return _ops.elementwise.compare("or", self, other)
 
     def __xor__(self, other):
-        from .ops import elementwise as E
-
-        return E.compare("xor", self, other)
+        return _ops.elementwise.compare("xor", self, other)
 
     def __invert__(self):
-        from .ops import elementwise as E
-
-        return E.invert(self)
+        return _ops.elementwise.invert(self)
 
     # ------------------------------------------------------------------ elementwise
     def abs(self):
-        from .ops import elementwise as E
-
-        return E.abs(self)
+        return _ops.elementwise.abs(self)
 
     def exp(self):
-        from .ops import elementwise as E
-
-        return E.exp(self)
+        return _ops.elementwise.exp(self)
 
     def log(self):
-        from .ops import elementwise as E
-
-        return E.log(self)
+        return _ops.elementwise.log(self)
 
     def sqrt(self):
-        from .ops import elementwise as E
-
-        return E.sqrt(self)
+        return _ops.elementwise.sqrt(self)
 
     def sigmoid(self):
-        from .ops import elementwise as E
-
-        return E.sigmoid(self)
+        return _ops.elementwise.sigmoid(self)
 
     def relu(self):
-        from .ops import elementwise as E
-
-        return E.relu(self)
+        return _ops.elementwise.relu(self)
 
     def tanh(self):
-        from .ops import elementwise as E
-
-        return E.tanh(self)
+        return _ops.elementwise.tanh(self)
 
     def clamp(self, min=None, max=None):
-        from .ops import elementwise as E
-
-        return E.clamp(self, min, max)
+        return _ops.elementwise.clamp(self, min, max)
 
     clip = clamp
 
     def softmax(self, dim):
-        from .ops import reduce as R
-
-        return R.softmax(self, dim)
+        return _ops.reduce.softmax(self, dim)
 
     def log_softmax(self, dim):
-        from .ops import reduce as R
-
-        return R.log_softmax(self, dim)
+        return _ops.reduce.log_softmax(self, dim)
 
     # ------------------------------------------------------------------ reductions
     def sum(self, dim=None, keepdim=False):
-        from .ops import reduce as R
-
-        return R.sum(self, dim, keepdim)
+        return _ops.reduce.sum(self, dim, keepdim)
 
     def mean(self, dim=None, keepdim=False):
-        from .ops import reduce as R
-
-        return R.mean(self, dim, keepdim)
+        return _ops.reduce.mean(self, dim, keepdim)
 
     def var(self, dim=None, keepdim=False, unbiased=True, correction=None):
-        from .ops import reduce as R
-
-        return R.var(self, dim, keepdim, correction=(1 if unbiased else 0) if correction is None else correction)
+        if correction is None:
+            correction = 1 if unbiased else 0
+        return _ops.reduce.var(self, dim, keepdim, correction=correction)
 
     def std(self, dim=None, keepdim=False, unbiased=True):
         return self.var(dim, keepdim, unbiased).sqrt()
 
     def max(self, dim=None, keepdim=False):
         """Full reduction to a scalar, or ``(values, indices)`` along ``dim`` as PyTorch."""
-        from .ops import reduce as R
-
-        return R.max(self, dim, keepdim)
+        return _ops.reduce.max(self, dim, keepdim)
 
     def min(self, dim=None, keepdim=False):
-        from .ops import reduce as R
-
-        return R.min(self, dim, keepdim)
+        return _ops.reduce.min(self, dim, keepdim)
 
     def all(self, dim=None, keepdim=False):
         """True where every element (over ``dim``) is nonzero; a bool tensor, not differentiable."""
-        from .ops import reduce as R
-
-        return R.all(self, dim, keepdim)
+        return _ops.reduce.all(self, dim, keepdim)
 
     def any(self, dim=None, keepdim=False):
         """True where some element (over ``dim``) is nonzero; a bool tensor, not differentiable."""
-        from .ops import reduce as R
-
-        return R.any(self, dim, keepdim)
+        return _ops.reduce.any(self, dim, keepdim)
 
     def argmax(self, dim=None, keepdim=False):
-        from .ops import reduce as R
-
-        return R.argmax(self, dim, keepdim)
+        return _ops.reduce.argmax(self, dim, keepdim)
 
     def argmin(self, dim=None, keepdim=False):
-        from .ops import reduce as R
-
-        return R.argmin(self, dim, keepdim)
+        return _ops.reduce.argmin(self, dim, keepdim)
 
     # ------------------------------------------------------------------ shape
     def reshape(self, *shape):
-        from .ops import shape as S
-
-        return S.reshape(self, *shape)
+        return _ops.shape.reshape(self, *shape)
 
     view = reshape
 
     def flatten(self, start_dim=0, end_dim=-1):
-        from .ops import shape as S
-
-        return S.flatten(self, start_dim, end_dim)
+        return _ops.shape.flatten(self, start_dim, end_dim)
 
     def transpose(self, dim0, dim1):
-        from .ops import shape as S
-
-        return S.transpose(self, dim0, dim1)
+        return _ops.shape.transpose(self, dim0, dim1)
 
     def permute(self, *dims):
-        from .ops import shape as S
-
-        return S.permute(self, *dims)
+        return _ops.shape.permute(self, *dims)
 
     @property
     def T(self):
         return self.permute(*reversed(range(self.ndim)))
 
     def squeeze(self, dim=None):
-        from .ops import shape as S
-
-        return S.squeeze(self, dim)
+        return _ops.shape.squeeze(self, dim)
 
     def unsqueeze(self, dim):
-        from .ops import shape as S
-
-        return S.unsqueeze(self, dim)
+        return _ops.shape.unsqueeze(self, dim)
 
     def expand(self, *shape):
-        from .ops import shape as S
-
-        return S.expand(self, *shape)
+        return _ops.shape.expand(self, *shape)
 
     def expand_as(self, other):
         return self.expand(*other.shape)
@@ -473,9 +390,7 @@ class Tensor:
         return self
 
     def __getitem__(self, index):
-        from .ops import shape as S
-
-        return S.getitem(self, index)
+        return _ops.shape.getitem(self, index)
 
     def __iter__(self):
         if self.ndim == 0:
