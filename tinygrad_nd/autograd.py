@@ -266,6 +266,12 @@ def _dependencies(roots):
     return deps
 
 
+def _bad_gradient(node, inputs, t, gx):
+    i = next(k for k, u in enumerate(inputs) if u is t)
+    raise RuntimeError(f"backward of '{node.name}' returned a gradient of shape {gx.shape} for "
+                       f"input {i} of shape {t.shape}")
+
+
 def _check_hook_result(result, grad, what):
     if result is None:
         return grad
@@ -310,38 +316,41 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     with set_grad_enabled(create_graph):
         while ready:
             node = ready.pop()
+            inputs = node.inputs
             gy = pending.pop(node, None)
             if gy is not None:
-                for hook in node._hooks:
-                    gy = _check_hook_result(hook(gy), gy, f"the output of '{node.name}'")
+                if node._hooks:
+                    for hook in node._hooks:
+                        gy = _check_hook_result(hook(gy), gy, f"the output of '{node.name}'")
                 if node._retain is not None:
                     owner = node._retain()
                     if owner is not None:
                         owner.grad = gy if create_graph else gy.detach()
-                if node in capture_nodes:
+                if capture_nodes and node in capture_nodes:
                     captured[node] = gy
-                if type(gy.data) is _HOST_ARRAY:
+                if _anomaly_enabled:
                     grads = _call_backward(node, gy)
+                elif type(gy.data) is _HOST_ARRAY:
+                    grads = node.backward(gy)
                 else:
                     with backend.device_scope(gy.data):  # raw xp work in rules: gy's device
-                        grads = _call_backward(node, gy)
-                if not isinstance(grads, tuple):
+                        grads = node.backward(gy)
+                if type(grads) is not tuple:
                     grads = (grads,)
-                if len(grads) != len(node.inputs):
+                if len(grads) != len(inputs):
                     raise RuntimeError(f"backward of '{node.name}' returned {len(grads)} "
-                                       f"gradients for {len(node.inputs)} inputs")
+                                       f"gradients for {len(inputs)} inputs")
             else:
-                grads = (None,) * len(node.inputs)
-            for i, (t, gx) in enumerate(zip(node.inputs, grads)):
+                grads = (None,) * len(inputs)
+            for t, gx in zip(inputs, grads):
                 if not t.requires_grad:
                     continue
                 if gx is not None:
-                    if gx.shape != t.shape:
-                        raise RuntimeError(f"backward of '{node.name}' returned a gradient of "
-                                           f"shape {gx.shape} for input {i} of shape {t.shape}")
+                    if gx.data.shape != t.data.shape:
+                        _bad_gradient(node, inputs, t, gx)
                     if _anomaly_enabled:
                         _check_finite(gx.data, f"backward of op '{node.name}' returned NaN or "
-                                      f"Inf for input {i}; the op was created at "
+                                      f"Inf for input {inputs.index(t)}; the op was created at "
                                       f"{getattr(node, 'created_at', '<unknown>')}")
                 child = t.grad_fn
                 if child is None:
@@ -350,8 +359,9 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                     continue
                 if gx is not None:
                     pending[child] = pending[child] + gx if child in pending else gx
-                deps[child] -= 1
-                if deps[child] == 0:
+                count = deps[child] - 1
+                deps[child] = count
+                if count == 0:
                     ready.append(child)
             if not retain_graph:
                 node.release()
