@@ -188,8 +188,21 @@ def as_dtype(dtype):
 
 def broadcast_shape(op: str, *shapes) -> tuple:
     """The numpy broadcast of ``shapes``, or ValueError naming the op and every shape."""
-    if len(shapes) == 2 and not (shapes[0] and shapes[1]):  # a 0-d operand broadcasts to anything
-        return shapes[0] or shapes[1]
+    if len(shapes) == 2:  # the common case, without the general loop
+        a, b = shapes
+        if not a or not b:  # a 0-d operand broadcasts to anything
+            return a or b
+        if len(a) == len(b):
+            out = []
+            for m, n in zip(a, b):
+                if m == n or n == 1:
+                    out.append(m)
+                elif m == 1:
+                    out.append(n)
+                else:
+                    break  # incompatible: the general loop below builds the message
+            else:
+                return tuple(out)
     ndim = max(len(s) for s in shapes)
     out = []
     for axis in range(ndim):
