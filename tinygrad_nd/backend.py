@@ -181,6 +181,11 @@ def quiet_overflow(xp):
     return np.errstate(over="ignore") if xp is np else _NullContext()
 
 
+def format_array(a, prefix="") -> str:
+    """Array text as PyTorch prints tensors: 4 decimals, ``, `` between elements."""
+    return np.array2string(a, precision=4, separator=", ", prefix=prefix, floatmode="maxprec_equal")
+
+
 def as_dtype(dtype):
     """A numpy dtype object from a dtype, a type or a name such as ``"float32"``."""
     return np.dtype(dtype)

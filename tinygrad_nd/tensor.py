@@ -18,6 +18,8 @@ class _OpFamilies:
     """``_ops.elementwise`` etc.: the op modules, each imported on first access, then cached."""
 
     def __getattr__(self, family):
+        if family.startswith("_"):  # introspection (doctest, copy) asks for dunders: not ops
+            raise AttributeError(family)
         module = importlib.import_module(f"{__package__}.ops.{family}")
         setattr(self, family, module)
         return module
@@ -198,17 +200,18 @@ class Tensor:
         autograd.backward(self, gradient, retain_graph, create_graph)
 
     def __repr__(self):
-        body = repr(self.numpy()).replace("array(", "tensor(", 1)
+        """PyTorch's layout: 4 decimals, the dtype only when it is not a default one."""
+        body = backend.format_array(self.numpy(), prefix="tensor(")
         extras = []
         if self.device != "cpu":
             extras.append(f"device='{self.device}'")
+        if self.dtype not in (backend.float32, backend.int64, backend.bool_) or self.data.size == 0:
+            extras.append(f"dtype={self.dtype}")
         if self.grad_fn is not None:
             extras.append(f"grad_fn={self.grad_fn!r}")
         elif self.requires_grad:
             extras.append("requires_grad=True")
-        if extras:
-            body = body[:-1] + ", " + ", ".join(extras) + ")"
-        return body
+        return "tensor(" + ", ".join([body] + extras) + ")"
 
     __hash__ = object.__hash__
 
