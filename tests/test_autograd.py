@@ -366,3 +366,10 @@ def test_leaf_gradients_can_be_modified_in_place():
     x.sum().backward()  # the gradient of a sum is a broadcast of one value
     x.grad.data *= 0.5  # gradient clipping and the like work in place
     np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 2), 0.5))
+
+
+def test_gradients_come_back_in_each_input_dtype_under_type_promotion():
+    x = tnd.ones(3, requires_grad=True)  # float32
+    y = tnd.ones(3, dtype=tnd.float64, requires_grad=True)
+    (x * y).sum().backward()  # the product is float64, as in PyTorch
+    assert x.grad.dtype == tnd.float32 and y.grad.dtype == tnd.float64

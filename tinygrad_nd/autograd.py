@@ -348,6 +348,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 if gx is not None:
                     if gx.data.shape != t.data.shape:
                         _bad_gradient(node, inputs, t, gx)
+                    if gx.data.dtype != t.data.dtype:  # mixed precision: a gradient has its input's dtype
+                        gx = gx.to(dtype=t.data.dtype)
                     if _anomaly_enabled:
                         _check_finite(gx.data, f"backward of op '{node.name}' returned NaN or "
                                       f"Inf for input {inputs.index(t)}; the op was created at "
