@@ -195,6 +195,14 @@ CONV_CASES.append(OpCase(
     lambda x, w, b: ref_conv(x[None], w, padding=1)[0] + b[:, None, None], ((2, 4, 3), (3, 2, 3, 2), (3,)),
     torch_fn=lambda torch, x, w, b: torch.nn.functional.conv2d(x, w, b, padding=1), rtol32=1e-4))
 
+CONV_CASES.append(OpCase(  # the bias as the primitive's third input, strided and grouped
+    "conv_nd", "bias-s2p1-groups2", lambda x, w, b: F.conv_nd(x, w, b, stride=2, padding=1,
+                                                              groups=2),
+    lambda x, w, b: ref_conv(x, w, stride=2, padding=1, groups=2) + b[:, None, None],
+    ((2, 4, 5, 4), (4, 2, 3, 2), (4,)),
+    torch_fn=lambda torch, x, w, b: torch.nn.functional.conv2d(x, w, b, stride=2, padding=1,
+                                                               groups=2), rtol32=1e-4))
+
 POOL_GEOMETRIES = {
     # name: x shape, kernel, stride, padding, dilation, ceil_mode
     "1d-k2": ((2, 2, 6), (2,), (2,), (0,), (1,), False),

@@ -8,6 +8,8 @@ import tinygrad_nd as tnd
 from op_cases_conv import ref_conv
 from tinygrad_nd import backend
 from tinygrad_nd.nn import functional_conv as F
+from tinygrad_nd.ops import _im2col as im
+from tinygrad_nd.ops.conv import ConvNd
 
 try:
     import torch
@@ -52,11 +54,21 @@ def _tol(dtype):
     return dict(rtol=1e-4, atol=1e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
 
 
+@pytest.fixture(params=["small", "general"])
+def route(request, monkeypatch):
+    """Both routes of the conv primitives: the one-gather route of small inputs (every config
+    here is small) and, with ``_im2col.SMALL_COLUMNS = 0``, the chunked column matrices (the
+    padded-grid forward for stride 1)."""
+    if request.param == "general":
+        monkeypatch.setattr(im, "SMALL_COLUMNS", 0)
+    return request.param
+
+
 @pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch's note on even kernels
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)
 @pytest.mark.parametrize("", [pytest.param(marks=needs_torch)])
-def test_values_and_gradients_match_torch(config, dtype, device):
+def test_values_and_gradients_match_torch(config, dtype, device, route):
     _, x_shape, w_shape, kwargs, _ = config
     x, w, b = _arrays(config, dtype)
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
@@ -101,7 +113,7 @@ def test_values_match_numpy_reference(config):
 @pytest.mark.parametrize("config", [CONFIGS[i] for i in (1, 5, 7, 10)],
                          ids=[IDS[i] for i in (1, 5, 7, 10)])
 @pytest.mark.parametrize("", [pytest.param(marks=needs_torch)])
-def test_double_backward_matches_torch(config):
+def test_double_backward_matches_torch(config, route):
     # a gradient penalty: differentiate |d<y, v>/dx|^2 again, w.r.t. x, w and b
     _, x_shape, w_shape, kwargs, _ = config
     x, w, b = _arrays(config, "float64")
@@ -131,6 +143,7 @@ def test_double_backward_matches_torch(config):
 def test_chunked_columns_give_the_same_result(config, monkeypatch):
     # one example per column-matrix chunk must equal the whole batch at once
     _, x_shape, w_shape, kwargs, _ = config
+    monkeypatch.setattr(im, "SMALL_COLUMNS", 0)  # these inputs would take the gather route
     x, w, b = _arrays(config, "float64")
 
     def run():
@@ -189,7 +202,7 @@ def test_only_the_needed_gradients_are_computed():
 
 
 @pytest.mark.parametrize("", [pytest.param(marks=needs_torch)])
-def test_non_contiguous_input(device):
+def test_non_contiguous_input(device, route):
     base = np.random.default_rng(3).standard_normal((5, 2, 3, 6)).astype(np.float32)
     x = tnd.tensor(base, device=device).permute(1, 2, 0, 3)  # (2, 3, 5, 6), a strided view
     w = tnd.tensor(np.ones((4, 3, 2, 2), np.float32), device=device)
@@ -250,7 +263,7 @@ def test_errors_name_the_op_and_shapes(call, exception, fragments):
         assert fragment in str(info.value), (fragment, str(info.value))
 
 
-def test_results_never_share_the_work_arrays():
+def test_results_never_share_the_work_arrays(route):
     # the column matrices live in reused work arrays (backend.scratch); outputs must not
     rng = np.random.default_rng(4)
     x1, x2 = (tnd.tensor(rng.standard_normal((2, 3, 6, 6))) for _ in range(2))
@@ -312,3 +325,93 @@ def test_benchmark_on_cuda_without_cupy_says_how_to_get_it():
     done = _bench("--device", "cuda", "--no-torch")
     assert done.returncode != 0
     assert "CuPy" in done.stderr and "pip install" in done.stderr
+
+
+# ----------------------------------------------------------------------------- routes
+def _batched_shapes(config):
+    _, x_shape, w_shape, kwargs, _ = config
+    return (x_shape if len(x_shape) == len(w_shape) else (1, *x_shape)), w_shape
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+def test_small_route_matches_the_chunked_route(config, dtype, device, monkeypatch):
+    # forward, input, weight and bias gradients, and a second-order term, on both routes
+    _, _, w_shape, kwargs, _ = config
+    x, w, b = _arrays(config, dtype, seed=5)
+
+    def run():
+        ts = [None if a is None else tnd.tensor(a, device=device, requires_grad=True)
+              for a in (x, w, b)]
+        y = _wrapper(w_shape, F)(*ts, **kwargs)
+        (gx,) = tnd.autograd.grad((y * y).sum(), [ts[0]], create_graph=True)
+        ((gx * gx).sum() + y.sum()).backward()
+        return [y.numpy(), gx.numpy()] + [t.grad.numpy() for t in ts if t is not None]
+
+    x_shape, _ = _batched_shapes(config)
+    out = F._conv_params(config[0], x_shape, w_shape, kwargs.get("stride", 1),
+                         kwargs.get("padding", 0), kwargs.get("dilation", 1),
+                         kwargs.get("groups", 1))
+    out = im.conv_out_spatial(x_shape[2:], w_shape[2:], out["stride"], out["padding"],
+                              out["dilation"])
+    monkeypatch.setattr(im, "SMALL_COLUMNS", 1 << 20)  # the 3-d configs are a little larger
+    assert im.is_small(x_shape[0], x_shape[1], out, w_shape[2:])  # the gather route is taken
+    small = run()
+    monkeypatch.setattr(im, "SMALL_COLUMNS", 0)
+    general = run()
+    tol = dict(rtol=2e-5, atol=1e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+    for a, g in zip(small, general):
+        np.testing.assert_allclose(a, g, **tol)
+
+
+def test_im2col_small_equals_im2col(device):
+    xp_ = backend.array_module(tnd.zeros(1, device=device).data)
+    rng = np.random.default_rng(6)
+    for shape, kernel, stride, padding, dilation in [
+            ((2, 3, 6, 5), (3, 2), (1, 2), ((1, 0), (2, 1)), (1, 2)),
+            ((1, 2, 7), (3,), (2,), ((0, 0),), (2,)),
+            ((2, 1, 4, 3, 4), (2, 2, 2), (1, 1, 2), ((1, 1), (0, 0), (1, 0)), (1, 1, 1))]:
+        x = tnd.tensor(rng.standard_normal(shape), device=device).data
+        out = im.conv_out_spatial(shape[2:], kernel, stride, padding, dilation)
+        got = im.im2col_small(xp_, x, kernel, stride, padding, dilation, out)
+        expected = im.im2col(xp_, x, kernel, stride, padding, dilation)
+        np.testing.assert_array_equal(backend.to_host(got), backend.to_host(expected))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # inf - inf in the GEMM
+def test_grid_forward_crops_what_it_reads_past_the_rows(monkeypatch):
+    # stride 1 computes on the whole padded grid: columns that start no window read the next
+    # row or example; inf and NaN there must not reach any output
+    monkeypatch.setattr(im, "SMALL_COLUMNS", 0)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 2, 6, 7))
+    x[0, :, :, -1] = np.inf
+    x[1, 0, 2, 0] = np.nan
+    w = rng.standard_normal((3, 2, 3, 3))
+    y = F.conv2d(tnd.tensor(x), tnd.tensor(w), padding=(0, 1))
+    np.testing.assert_allclose(y.numpy(), ref_conv(x, w, padding=((0, 0), (1, 1))),
+                               rtol=1e-12, atol=1e-12)
+    assert np.isfinite(y.numpy()[0, :, :, :-2]).all() and not np.isfinite(y.numpy()[0]).all()
+
+
+def test_bias_inside_the_primitive_has_gradients_of_every_order(route):
+    rng = np.random.default_rng(8)
+    x, w, b = (tnd.tensor(rng.standard_normal(s), requires_grad=True)
+               for s in ((2, 4, 5, 4), (4, 2, 3, 2), (4,)))
+    y = F.conv2d(x, w, b, stride=(2, 1), padding=1, groups=2)
+    assert y.grad_fn.name == "conv_nd" and len(y.grad_fn.inputs) == 3  # no separate add node
+    assert tnd.gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=1, groups=2),
+                         (x, w, b))
+    assert tnd.gradgradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=1, groups=2), (x, w, b))
+
+
+def test_bias_errors_in_the_primitive():
+    x, w = tnd.zeros(1, 2, 4, 4), tnd.zeros(3, 2, 2, 2)
+    params = dict(stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1))
+    with pytest.raises(ValueError, match=r"conv_nd: bias must have shape \(3,\).*\(2,\)"):
+        ConvNd.apply(x, w, tnd.zeros(2), **params)
+    with pytest.raises(TypeError, match="conv_nd: bias .*float64.*float32"):
+        ConvNd.apply(x, w, tnd.zeros(3, dtype=tnd.float64), **params)
+    with pytest.raises(TypeError, match="conv2d: bias .*float64.*float32"):
+        F.conv2d(x, w, tnd.zeros(3, dtype=tnd.float64))

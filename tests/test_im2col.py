@@ -17,6 +17,15 @@ except ImportError:  # torch is optional: the loop references below cover everyt
 needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
 
 
+@pytest.fixture(params=["small", "general"])
+def route(request, monkeypatch):
+    """Max pooling's one-gather route of small inputs, and the offset loop (forced by
+    ``SMALL_ELEMENTS = 0``; padded or overhanging windows take it on both)."""
+    if request.param == "general":
+        monkeypatch.setattr(im, "SMALL_ELEMENTS", 0)
+    return request.param
+
+
 def _pairs(padding):
     return tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
 
@@ -179,7 +188,7 @@ def test_window_boxes_stay_inside(case):
 
 
 @pytest.mark.parametrize("case", POOL_GEOMETRIES, ids=POOL_IDS)
-def test_max_pool_matches_loops(case):
+def test_max_pool_matches_loops(case, route):
     _, spatial, kernel, stride, padding, dilation, ceil_mode = case
     x = _distinct((2, 3, *spatial))
     y, argk = im.max_pool(xp, x, kernel, stride, padding, dilation, ceil_mode)
@@ -191,7 +200,7 @@ def test_max_pool_matches_loops(case):
         im.window_gather(xp, x, argk, kernel, stride, padding, dilation), y)
 
 
-def test_max_pool_ties_nan_and_minus_inf():
+def test_max_pool_ties_nan_and_minus_inf(route):
     x = np.array([[[[1.0, 1.0, 2.0, 2.0, -np.inf, -np.inf],
                     [1.0, 1.0, np.nan, 2.0, -np.inf, -np.inf]]]])
     y, argk = im.max_pool(xp, x, (2, 2), (2, 2), (0, 0), (1, 1), False)
@@ -209,7 +218,7 @@ def test_max_pool_ties_nan_and_minus_inf():
 
 
 @pytest.mark.parametrize("case", POOL_GEOMETRIES, ids=POOL_IDS)
-def test_window_scatter_is_adjoint_of_gather(case):
+def test_window_scatter_is_adjoint_of_gather(case, route):
     _, spatial, kernel, stride, padding, dilation, ceil_mode = case
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 3, *spatial))

@@ -6,7 +6,9 @@ import pytest
 
 import tinygrad_nd as tnd
 from op_cases_conv import ref_avg_pool, ref_max_pool
+from tinygrad_nd import backend
 from tinygrad_nd.nn import functional_conv as F
+from tinygrad_nd.ops import _im2col as im
 
 try:
     import torch
@@ -50,10 +52,19 @@ def _tol(dtype):
     return dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
 
 
+@pytest.fixture(params=["small", "general"])
+def route(request, monkeypatch):
+    """Both routes of max pooling: the one-gather route (small inputs whose windows lie inside
+    the input) and, with ``_im2col.SMALL_ELEMENTS = 0``, the loop over kernel offsets."""
+    if request.param == "general":
+        monkeypatch.setattr(im, "SMALL_ELEMENTS", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=IDS)
 @pytest.mark.parametrize("", [pytest.param(marks=needs_torch)])
-def test_max_pool_matches_torch(geometry, dtype, device):
+def test_max_pool_matches_torch(geometry, dtype, device, route):
     _, shape, kernel, stride, padding, dilation, ceil_mode = geometry
     n = _spatial_dims(geometry)
     x = _distinct(shape, dtype=dtype)
@@ -126,7 +137,7 @@ def _grad_of_sum(fn, x):
     return y.numpy(), x.grad.numpy()
 
 
-def test_ties_go_to_the_first_maximum_in_row_major_order():
+def test_ties_go_to_the_first_maximum_in_row_major_order(route):
     x = [[[[1.0, 2.0, 0.0, 0.0],
            [2.0, 2.0, 0.0, 0.0]]]]
     y, g = _grad_of_sum(lambda t: F.max_pool2d(t, 2), x)
@@ -135,7 +146,7 @@ def test_ties_go_to_the_first_maximum_in_row_major_order():
                             [0.0, 0.0, 0.0, 0.0]]]]
 
 
-def test_nan_propagates_and_takes_the_gradient():
+def test_nan_propagates_and_takes_the_gradient(route):
     # as PyTorch's CPU kernel: NaN beats every number, and a later NaN beats an earlier one
     x = [[[5.0, np.nan, 1.0, 7.0, np.nan, np.nan]]]
     y, g = _grad_of_sum(lambda t: F.max_pool1d(t, 3), x)
@@ -155,14 +166,14 @@ def test_padding_is_minus_inf_and_never_chosen():
     assert index.tolist() == [[[[0, 1], [3, 4]]]]
 
 
-def test_overlapping_windows_accumulate():
+def test_overlapping_windows_accumulate(route):
     x = [[[0.0, 1.0, 9.0, 2.0, 3.0]]]
     y, g = _grad_of_sum(lambda t: F.max_pool1d(t, 3, 1), x)
     assert y.tolist() == [[[9.0, 9.0, 9.0]]]
     assert g.tolist() == [[[0.0, 0.0, 3.0, 0.0, 0.0]]]
 
 
-def test_each_example_and_channel_has_its_own_maximum():
+def test_each_example_and_channel_has_its_own_maximum(route):
     x = np.zeros((2, 2, 1, 2))
     x[0, 0, 0, 0] = x[0, 1, 0, 1] = x[1, 0, 0, 1] = x[1, 1, 0, 0] = 1.0
     _, g = _grad_of_sum(lambda t: F.max_pool2d(t, (1, 2)), x)
@@ -197,14 +208,14 @@ def test_stride_defaults_to_kernel_and_generic_rank():
     assert F.avg_pool_nd(tnd.randn(3, 6, 4), (2, 2)).shape == (3, 3, 2)  # unbatched
 
 
-def test_second_order_through_a_smooth_head():
+def test_second_order_through_a_smooth_head(route):
     x = tnd.tensor(_distinct((1, 2, 4, 4)), requires_grad=True)
     assert tnd.gradgradcheck(lambda t: F.max_pool2d(t, 2, 1).sigmoid(), (x,))
     assert tnd.gradgradcheck(lambda t: (F.avg_pool2d(t, 3, 2, 1, ceil_mode=True) ** 2), (x,))
 
 
 @pytest.mark.parametrize("", [pytest.param(marks=needs_torch)])
-def test_double_backward_matches_torch():
+def test_double_backward_matches_torch(route):
     x = _distinct((2, 2, 5, 5))
 
     def run(lib, Fn, x):
@@ -269,3 +280,95 @@ def test_errors_name_the_op_and_shapes(call, exception, fragments):
         call()
     for fragment in fragments:
         assert fragment in str(info.value), (fragment, str(info.value))
+
+
+# ----------------------------------------------------------------------------- routes
+# id, input shape, kernel, stride, dilation, ceil_mode: every window inside the input
+SMALL_GEOMETRIES = [
+    ("1d-k3s2", (2, 3, 9), (3,), (2,), (1,), False),
+    ("2d-k2", (2, 2, 6, 4), (2, 2), (2, 2), (1, 1), False),
+    ("2d-k3s1-overlap", (1, 2, 5, 6), (3, 3), (1, 1), (1, 1), False),
+    ("2d-k2d2-s3", (1, 3, 7, 8), (2, 2), (3, 2), (2, 3), False),
+    ("2d-k3s2-ceil", (2, 1, 7, 9), (3, 3), (2, 2), (1, 1), True),
+    ("3d-k2", (1, 2, 4, 4, 6), (2, 2, 3), (2, 2, 3), (1, 1, 1), False),
+]
+
+
+def _ties_and_specials(shape, dtype, seed):
+    """Small integers (many ties in every window), with NaN, +-inf and -0.0 sprinkled in."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, shape).astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        flat = x.reshape(-1)
+        picks = rng.choice(flat.size, size=flat.size // 4, replace=False)
+        flat[picks[0::4]], flat[picks[1::4]] = np.nan, -np.inf
+        flat[picks[2::4]], flat[picks[3::4]] = np.inf, -0.0
+    return x
+
+
+def _both_routes(monkeypatch, fn):
+    small = fn()
+    monkeypatch.setattr(im, "SMALL_ELEMENTS", 0)
+    general = fn()
+    monkeypatch.undo()
+    return small, general
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+@pytest.mark.parametrize("geometry", SMALL_GEOMETRIES, ids=[g[0] for g in SMALL_GEOMETRIES])
+def test_small_route_matches_the_offset_loop(geometry, dtype, device, monkeypatch):
+    # values (bit for bit: NaN, signed zeros), the window choice, the scatter and the gather
+    _, shape, kernel, stride, dilation, ceil_mode = geometry
+    padding = (0,) * len(kernel)
+    x = tnd.tensor(_ties_and_specials(shape, dtype, seed=len(shape)), device=device).data
+    xp = backend.array_module(x)
+    out, small = im.pool_plan(shape, kernel, stride, padding, dilation, ceil_mode,
+                              im.SMALL_ELEMENTS)
+    assert small  # the gather route is the one taken by default
+    gy = tnd.tensor(np.random.default_rng(1).standard_normal((shape[0], shape[1], *out)),
+                    device=device).data
+
+    def run():
+        y, argk = im.max_pool(xp, x, kernel, stride, padding, dilation, ceil_mode)
+        gather = im.window_gather(xp, x, argk, kernel, stride, padding, dilation)
+        scatter = im.window_scatter(xp, gy, argk, shape, kernel, stride, padding, dilation)
+        return [backend.to_host(a) for a in (y, argk, gather, scatter)]
+
+    small, general = _both_routes(monkeypatch, run)
+    for a, b in zip(small, general):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+        if a.dtype.kind == "f":
+            np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
+    np.testing.assert_array_equal(small[2], small[0])  # the gather at the choice is the max
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("geometry", SMALL_GEOMETRIES, ids=[g[0] for g in SMALL_GEOMETRIES])
+@pytest.mark.parametrize("", [pytest.param(marks=needs_torch)])
+def test_small_route_ties_and_nan_match_torch(geometry, dtype, device):
+    # PyTorch's CPU kernel as the oracle of the tie and NaN rules: same values, same indices,
+    # same gradient
+    _, shape, kernel, stride, dilation, ceil_mode = geometry
+    x = _ties_and_specials(shape, dtype, seed=3)
+    x[np.isinf(x)] = 7.0  # torch's gradient through +-inf windows is not what is tested here
+    n = len(kernel)
+    tx = torch.tensor(x, requires_grad=True)
+    ty, tindex = getattr(torch.nn.functional, f"max_pool{n}d")(
+        tx, kernel, stride, 0, dilation, ceil_mode=ceil_mode, return_indices=True)
+    ty.sum().backward()
+    mx = tnd.tensor(x, device=device, requires_grad=True)
+    y, index = F.max_pool_nd(mx, kernel, stride, 0, dilation, ceil_mode=ceil_mode,
+                             return_indices=True)
+    y.sum().backward()
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    np.testing.assert_array_equal(index.numpy(), tindex.numpy())
+    np.testing.assert_array_equal(mx.grad.numpy(), tx.grad.numpy())
+
+
+def test_small_route_is_not_taken_with_padding_or_overhang():
+    # padding and ceil-mode overhang keep the offset loop (it never materialises them)
+    assert not im.pool_plan((1, 1, 6, 6), (3, 3), (2, 2), (1, 1), (1, 1), False, 4096)[1]
+    assert not im.pool_plan((1, 1, 5), (2,), (2,), (0,), (1,), True, 4096)[1]
+    assert not im.pool_plan((64, 32, 32, 32), (2, 2), (2, 2), (0, 0), (1, 1), False, 4096)[1]
+    assert im.pool_plan((1, 1, 5), (2,), (2,), (0,), (1,), False, 4096)[1]

@@ -2,10 +2,11 @@
 
 Each wrapper turns ints, tuples and ``"same"``/``"valid"`` into the normalised static
 parameters of a primitive in ``ops.conv`` or ``ops.pool``, adds the batch axis to an unbatched
-input and removes it again, and adds the bias as a broadcast sum.
+input and removes it again; the bias goes to the convolution primitive, which adds it.
 """
 from __future__ import annotations
 
+import functools
 from numbers import Integral
 
 from ..ops.conv import ConvNd, check_conv_shapes, conv_static
@@ -63,15 +64,30 @@ def _conv_padding(padding, kernel, stride, dilation, op):
     return tuple(pairs)
 
 
-def _batched(input: Tensor, n: int, op: str, what: str):
-    """``(input with a batch axis, whether one was added)``; ValueError for other ranks."""
-    if input.ndim == n + 2:
-        return input, False
-    if input.ndim == n + 1:
-        return input.unsqueeze(0), True
+def _unbatched(shape, n: int, op: str, what: str) -> bool:
+    """Whether an input of ``shape`` lacks the batch axis; ValueError for other ranks."""
+    if len(shape) == n + 2:
+        return False
+    if len(shape) == n + 1:
+        return True
     dims = ", ".join(f"D{i + 1}" for i in range(n))
     raise ValueError(f"{op}: {what} needs an input of shape (batch, C, {dims}) or (C, {dims}), "
-                     f"got shape {input.shape}")
+                     f"got shape {shape}")
+
+
+def _conv_params(op, x_shape, w_shape, stride, padding, dilation, groups):
+    """The primitive's static parameters, checked against the shapes (errors named ``op``)."""
+    n, kernel = len(w_shape) - 2, w_shape[2:]
+    stride = _ntuple(stride, n, "stride", op)
+    dilation = _ntuple(dilation, n, "dilation", op)
+    params = conv_static(op, stride, _conv_padding(padding, kernel, stride, dilation, op),
+                         dilation, groups)
+    check_conv_shapes(op, x_shape, w_shape, **params)
+    return params
+
+
+# pure in hashable arguments; typed, so that True never hits the entry of 1 (bools are refused)
+_conv_params_cached = functools.lru_cache(maxsize=256, typed=True)(_conv_params)
 
 
 def _conv(op, input, weight, bias, stride, padding, dilation, groups):
@@ -79,21 +95,24 @@ def _conv(op, input, weight, bias, stride, padding, dilation, groups):
     if n < 1:
         raise ValueError(f"{op}: weight must be (C_out, C_in / groups, *kernel) with at least "
                          f"one spatial dim, got shape {weight.shape}")
-    x, unbatched = _batched(input, n, op, f"a weight of shape {weight.shape}")
-    kernel = weight.shape[2:]
-    stride = _ntuple(stride, n, "stride", op)
-    dilation = _ntuple(dilation, n, "dilation", op)
-    params = conv_static(op, stride, _conv_padding(padding, kernel, stride, dilation, op),
-                         dilation, groups)
-    check_conv_shapes(op, x.shape, weight.shape, **params)  # errors named after the wrapper
+    unbatched = _unbatched(input.shape, n, op, f"a weight of shape {weight.shape}")
+    x = input.unsqueeze(0) if unbatched else input
+    try:  # the same arguments every step: one cached lookup (the dict is never modified)
+        params = _conv_params_cached(op, x.shape, weight.shape, stride, padding, dilation, groups)
+    except TypeError:  # a list argument (unhashable)
+        params = _conv_params(op, x.shape, weight.shape, stride, padding, dilation, groups)
     if x.dtype != weight.dtype:
         raise TypeError(f"{op}: input ({x.dtype}) and weight ({weight.dtype}) dtypes differ; "
                         "convert one with .to(dtype=...)")
-    if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},), got {bias.shape}")
-    y = ConvNd.apply(x, weight, **params)
-    if bias is not None:
-        y = y + bias.reshape(1, -1, *(1,) * n)  # (1, C_out, 1, ..., 1) broadcasts
+    if bias is None:
+        y = ConvNd.apply(x, weight, **params)
+    else:
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+        if bias.dtype != weight.dtype:
+            raise TypeError(f"{op}: bias ({bias.dtype}) and weight ({weight.dtype}) dtypes "
+                            "differ; convert one with .to(dtype=...)")
+        y = ConvNd.apply(x, weight, bias, **params)  # the bias add runs inside the primitive
     return y.squeeze(0) if unbatched else y
 
 
@@ -178,25 +197,40 @@ conv2d = _conv_checked(2)
 conv3d = _conv_checked(3)
 
 
-def _pool_args(input, kernel_size, stride, padding, dilation, n, op):
-    """Normalised window parameters and the batched input (plus whether it was unbatched)."""
+def _pool_args(shape, kernel_size, stride, padding, dilation, n, op):
+    """``(unbatched, params)`` for an input of ``shape``: whether a batch axis must be added,
+    and the normalised window parameters."""
     if n is None:  # the generic form: N from a tuple kernel_size, else from the input rank
-        n = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else input.ndim - 2
+        n = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else len(shape) - 2
         if n < 1:
-            raise ValueError(f"{op}: needs an input (batch, C, *spatial), got shape "
-                             f"{input.shape}")
-    x, unbatched = _batched(input, n, op, f"a {n}-d window")
+            raise ValueError(f"{op}: needs an input (batch, C, *spatial), got shape {shape}")
+    unbatched = _unbatched(shape, n, op, f"a {n}-d window")
     kernel_size = _ntuple(kernel_size, n, "kernel_size", op)
     stride = kernel_size if stride is None or stride == () or stride == [] else \
         _ntuple(stride, n, "stride", op)
     dilation = (1,) * n if dilation is None else _ntuple(dilation, n, "dilation", op)
     params = pool_static(op, kernel_size, stride, _ntuple(padding, n, "padding", op), dilation)
-    return x, unbatched, params
+    return unbatched, params
+
+
+def _max_pool_args(op, n, shape, kernel_size, stride, padding, dilation, ceil_mode):
+    """``_pool_args`` checked against the (batched) input shape."""
+    unbatched, params = _pool_args(shape, kernel_size, stride, padding, dilation, n, op)
+    check_pool_shape(op, (1,) + shape if unbatched else shape, ceil_mode=ceil_mode, **params)
+    return unbatched, params
+
+
+_max_pool_args_cached = functools.lru_cache(maxsize=256, typed=True)(_max_pool_args)
 
 
 def _max_pool(op, n, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
-    x, unbatched, params = _pool_args(input, kernel_size, stride, padding, dilation, n, op)
-    check_pool_shape(op, x.shape, ceil_mode=ceil_mode, **params)
+    try:  # the same arguments every step: one cached lookup
+        unbatched, params = _max_pool_args_cached(op, n, input.shape, kernel_size, stride,
+                                                  padding, dilation, ceil_mode)
+    except TypeError:  # a list argument (unhashable)
+        unbatched, params = _max_pool_args(op, n, input.shape, kernel_size, stride, padding,
+                                           dilation, ceil_mode)
+    x = input.unsqueeze(0) if unbatched else input
     y = MaxPoolNd.apply(x, ceil_mode=ceil_mode, **params)
     if unbatched:
         y = y.squeeze(0)
@@ -207,7 +241,8 @@ def _max_pool(op, n, input, kernel_size, stride, padding, dilation, ceil_mode, r
 
 
 def _avg_pool(op, n, input, kernel_size, stride, padding, ceil_mode, count_include_pad):
-    x, unbatched, params = _pool_args(input, kernel_size, stride, padding, None, n, op)
+    unbatched, params = _pool_args(input.shape, kernel_size, stride, padding, None, n, op)
+    x = input.unsqueeze(0) if unbatched else input
     check_pool_shape(op, x.shape, ceil_mode=ceil_mode, **params)
     del params["dilation"]  # average pooling has none
     y = AvgPoolNd.apply(x, ceil_mode=ceil_mode, count_include_pad=count_include_pad, **params)

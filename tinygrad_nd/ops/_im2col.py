@@ -2,7 +2,8 @@
 
 Every function takes the array module ``xp`` first and uses only ``xp.*`` and array methods, so
 numpy and cupy run the same code. Python loops run over kernel offsets only (at most
-``prod(kernel)`` iterations), never over batch, channels or output positions.
+``prod(kernel)`` iterations), never over batch, channels or output positions. Small inputs
+(``SMALL_ELEMENTS``, ``SMALL_COLUMNS``, last section) skip even those: one gather through a cached index array.
 
 Shapes: an input is ``(batch, channels, *spatial)``; a kernel offset is an N-tuple ``offset``
 with ``0 <= offset[i] < kernel[i]``, enumerated in row-major order; ``padding`` is an N-tuple of
@@ -17,6 +18,8 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+
+from .. import backend
 
 
 _ALL2 = (slice(None), slice(None))  # the two leading (batch, channel) axes, whatever their order
@@ -113,6 +116,41 @@ def im2col(xp, x, kernel, stride, padding, dilation, work=None):
     for k, window in enumerate(_all_window_slices(kernel, stride, dilation, out)):
         cols[:, k] = source[window]
     return cols.reshape(channels * math.prod(kernel), batch * math.prod(out))  # (C*K, batch*out)
+
+
+def im2col_grid(xp, x, kernel, padding, dilation, work=None):
+    """Stride-1 ``im2col`` on the padded grid: ``x (batch, C, *spatial)`` -> ``cols (C *
+    prod(kernel), batch * prod(grid))``, ``grid`` the padded spatial size.
+
+    Column ``(b, p)`` holds the window that starts at position ``p`` of example ``b``'s padded
+    grid. On the flattened grid a kernel offset is a constant shift, so each offset is one
+    contiguous copy per channel (about 1.6 times faster than the strided copies of ``im2col``).
+    Columns at positions that start no output window hold whatever the shifted reads find (the
+    next row or example, or the zero tail): the GEMM's results there are cropped
+    (``from_grid_rows``), never used.
+    """
+    batch, channels, *spatial = x.shape
+    grid = padded_spatial(spatial, padding)
+    size = batch * math.prod(grid)
+    shifts = grid_shifts(grid, kernel, dilation)
+    flat = _empty(xp, work, "im2col.padded", (channels, size + shifts[-1]), x.dtype)
+    padded = flat[:, :size].reshape(channels, batch, *grid)  # (C, batch, *grid), a view
+    if any(lo or hi for lo, hi in padding):
+        padded[...] = 0
+    padded[_ALL2 + tuple(slice(lo, lo + n) for n, (lo, _) in zip(spatial, padding))] = \
+        x.swapaxes(0, 1)  # (C, batch, *spatial)
+    flat[:, size:] = 0  # the tail read past the last example
+    cols = _empty(xp, work, "im2col.cols", (channels, len(shifts), size), x.dtype)
+    for k, shift in enumerate(shifts):
+        cols[:, k] = flat[:, shift:shift + size]
+    return cols.reshape(channels * len(shifts), size)  # (C*K, batch*grid)
+
+
+def from_grid_rows(xp, rows, batch, grid, out_spatial):
+    """``(C, batch * prod(grid))`` -> ``(batch, C, *out)``: the outputs in the leading corner
+    of each example's grid, a strided view (no copy)."""
+    rows = rows.reshape(rows.shape[0], batch, *grid)  # (C, batch, *grid)
+    return rows[_ALL2 + tuple(slice(0, o) for o in out_spatial)].swapaxes(0, 1)
 
 
 def padded_spatial(spatial, padding):
@@ -283,6 +321,14 @@ def _select_bits(xp, mask, values):
     return bits & -mask.astype(bits.dtype)
 
 
+def _tuples(*values):
+    """Each of ``values`` as a tuple (the cached helpers need hashable arguments)."""
+    if all(type(v) is tuple for v in values):
+        return values
+    return tuple(tuple(v) for v in values)
+
+
+@functools.lru_cache(maxsize=256)
 def _disjoint(kernel, stride, dilation):
     """True when no two windows share an element: the stride covers the dilated kernel."""
     return all(s >= d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
@@ -298,8 +344,11 @@ def max_pool(xp, x, kernel, stride, padding, dilation, ceil_mode):
     order, so the last taker is the largest offset that took: ``argk = max(argk, take * k)``,
     and ``best = maximum(best, value)`` propagates NaN; both are branch-free.
     """
+    kernel, stride, padding, dilation = _tuples(kernel, stride, padding, dilation)
+    out, small = pool_plan(x.shape, kernel, stride, padding, dilation, ceil_mode, SMALL_ELEMENTS)
+    if small:
+        return max_pool_small(xp, x, kernel, stride, dilation, out)
     batch, channels, *spatial = x.shape
-    out = pool_out_spatial(spatial, kernel, stride, padding, dilation, ceil_mode)
     boxes = window_boxes(spatial, kernel, stride, padding, dilation, out)
     dtype = _offset_dtype(xp, math.prod(kernel))
     floating = xp.dtype(x.dtype).kind == "f"
@@ -316,7 +365,8 @@ def max_pool(xp, x, kernel, stride, padding, dilation, ceil_mode):
         take = value > current
         if floating:
             take |= xp.isnan(value)
-        xp.maximum(current, value, out=current)
+        xp.maximum(value, current, out=current)  # ties give the 2nd operand: the earlier
+        # element's bits (a window of +0.0 and -0.0 outputs its first zero, as PyTorch)
         xp.maximum(chosen, take.astype(dtype) * k, out=chosen)
     return best, argk
 
@@ -325,6 +375,9 @@ def window_gather(xp, x, argk, kernel, stride, padding, dilation):
     """``y[b, c, *o] = x[b, c, *(o * s - p + offset(argk) * d)]``: the chosen element of every
     window, bit for bit (one offset per window contributes non-zero bits, OR-ed in).
     ``argk (batch, C, *out)`` -> ``(batch, C, *out)``."""
+    if _small_inside(x.shape, *_tuples(kernel, stride, padding, dilation), argk.shape[2:],
+                     SMALL_ELEMENTS):
+        return window_gather_small(xp, x, argk, *_tuples(kernel, stride, dilation))
     y = xp.zeros(argk.shape, dtype=x.dtype)
     y_bits = _bits(xp, y)
     for k, in_slices, out_slices in window_boxes(x.shape[2:], kernel, stride, padding, dilation,
@@ -337,9 +390,14 @@ def window_scatter(xp, gy, argk, input_shape, kernel, stride, padding, dilation)
     """Adjoint of ``window_gather``: add ``gy[b, c, *o]`` onto the chosen element of window
     ``o``; overlapping windows accumulate (disjoint ones are simply assigned).
     -> ``(batch, C, *spatial)``."""
+    input_shape, kernel, stride, padding, dilation = _tuples(input_shape, kernel, stride,
+                                                            padding, dilation)
+    disjoint = _disjoint(kernel, stride, dilation)
+    if disjoint and _small_inside(input_shape, kernel, stride, padding, dilation, gy.shape[2:],
+                                  SMALL_ELEMENTS):
+        return window_scatter_small(xp, gy, argk, input_shape, kernel, stride, dilation)
     gx = xp.zeros(input_shape, dtype=gy.dtype)
     gx_bits = _bits(xp, gx)
-    disjoint = _disjoint(kernel, stride, dilation)
     for k, in_slices, out_slices in window_boxes(input_shape[2:], kernel, stride, padding,
                                                  dilation, gy.shape[2:]):
         picked = _select_bits(xp, argk[out_slices] == k, gy[out_slices])
@@ -409,3 +467,139 @@ def avg_pool_divisor(xp, spatial, kernel, stride, padding, out_spatial, count_in
         shape[i] = out
         divisor = divisor * (end - start).astype(dtype).reshape(shape)  # (1, .., out_i, .., 1)
     return divisor
+
+
+# ----------------------------------------------------------------------------- small inputs
+# On a few hundred elements every numpy call costs about a microsecond whatever its size, so
+# the loops above over kernel offsets (several calls per offset) dominate. Up to a limit of
+# gathered elements, one fancy-indexing gather through a cached index array replaces each loop;
+# larger inputs keep the strided loops, which move each element several times faster. Measured
+# crossovers (one thread): max pooling 2x2 about 5000 elements, a conv forward about 60000
+# columns; the limits stay below them (and bound the cached index arrays: 128 KiB at most).
+SMALL_ELEMENTS = 4096  # max pooling: windows' elements
+SMALL_COLUMNS = 16384  # convolution: entries of the column matrix
+
+
+def is_small(batch, channels, out_spatial, kernel, limit=None):
+    """Whether ``batch * channels * prod(out) * prod(kernel)`` gathered elements are few enough
+    for the one-gather route (at most ``limit``, by default ``SMALL_COLUMNS``)."""
+    limit = SMALL_COLUMNS if limit is None else limit
+    return batch * channels * math.prod(out_spatial) * math.prod(kernel) <= limit
+
+
+@functools.lru_cache(maxsize=256)  # pure in int tuples; saves per-call overhead
+def pool_plan(shape, kernel, stride, padding, dilation, ceil_mode, limit):
+    """``(out_spatial, small)`` of max pooling on ``shape (batch, C, *spatial)``: ``small``
+    when the one-gather route applies (``is_small`` with ``limit``, and ``windows_inside``)."""
+    out = pool_out_spatial(shape[2:], kernel, stride, padding, dilation, ceil_mode)
+    return out, _small_inside(shape, kernel, stride, padding, dilation, out, limit)
+
+
+@functools.lru_cache(maxsize=256)
+def _small_inside(shape, kernel, stride, padding, dilation, out_spatial, limit):
+    return is_small(shape[0], shape[1], out_spatial, kernel, limit) and windows_inside(
+        shape[2:], kernel, stride, padding, dilation, out_spatial)
+
+
+def windows_inside(spatial, kernel, stride, padding, dilation, out_spatial):
+    """True when every window lies inside the input: no padding, no ceil-mode overhang."""
+    return not any(padding) and all((o - 1) * s + d * (k - 1) < n for n, k, s, d, o in zip(
+        spatial, kernel, stride, dilation, out_spatial))
+
+
+@functools.lru_cache(maxsize=64)  # small arrays (at most SMALL_COLUMNS entries) per geometry
+def _window_index(xp, device, shape, kernel, stride, dilation, out_spatial):
+    """``index (batch, C, prod(out), prod(kernel))``: the flat position in an array of ``shape
+    (batch, C, *spatial)`` of every window element (offsets in row-major order), and ``base
+    (batch * C * prod(out),)``, ``arange * prod(kernel)``, the start of each window's row;
+    ``ranks (prod(kernel),)``, ``1 + offset``.
+    Built with ``xp`` on ``device`` (cached per device; never written to)."""
+    n = len(kernel)
+    steps = _row_major_steps(shape)
+    with backend.on_device(xp, device):
+        index = xp.arange(shape[0] * shape[1], dtype=xp.int64) * steps[1]  # (batch*C,)
+        index = index.reshape((-1,) + (1,) * (2 * n))  # (batch*C, 1.., 1..)
+        for i, (k, s, d, o, step) in enumerate(zip(kernel, stride, dilation, out_spatial,
+                                                   steps[2:])):
+            at_out, at_kernel = [1] * (1 + 2 * n), [1] * (1 + 2 * n)
+            at_out[1 + i], at_kernel[1 + n + i] = o, k
+            index = index + (xp.arange(o, dtype=xp.int64) * (s * step)).reshape(at_out) \
+                + (xp.arange(k, dtype=xp.int64) * (d * step)).reshape(at_kernel)
+        size, count = math.prod(out_spatial), math.prod(kernel)
+        index = index.reshape(shape[0], shape[1], size, count)  # (batch, C, out, K)
+        base = xp.arange(shape[0] * shape[1] * size, dtype=xp.int64) * count  # (batch*C*out,)
+        ranks = xp.arange(1, count + 1, dtype=xp.int64)  # (K,): 1 + each offset
+    return index, base, ranks
+
+
+@functools.lru_cache(maxsize=64)
+def _padded(padding):
+    return any(lo or hi for lo, hi in padding)
+
+
+@functools.lru_cache(maxsize=64)
+def _column_index(xp, device, shape, kernel, stride, dilation, out_spatial):
+    """``_window_index`` in the column layout: ``(C * prod(kernel), batch * prod(out))``."""
+    index = _window_index(xp, device, shape, kernel, stride, dilation, out_spatial)[0]
+    with backend.on_device(xp, device):
+        index = index.transpose(1, 3, 0, 2)  # (C, K, batch, out)
+        return index.reshape(shape[1] * index.shape[1], -1).copy()  # (C*K, batch*out)
+
+
+def im2col_small(xp, x, kernel, stride, padding, dilation, out_spatial):
+    """``im2col`` by one gather (for ``is_small`` inputs): the same result, the same layout."""
+    batch, channels, *spatial = x.shape
+    if _padded(padding):
+        source = xp.zeros((batch, channels, *padded_spatial(spatial, padding)), dtype=x.dtype)
+        source[_ALL2 + tuple(slice(lo, lo + n) for n, (lo, _) in zip(spatial, padding))] = x
+    else:
+        source = x
+    index = _column_index(xp, backend.device_of(x), source.shape, tuple(kernel), tuple(stride),
+                          tuple(dilation), tuple(out_spatial))
+    return source.reshape(-1)[index]  # (C*K, batch*out)
+
+
+def max_pool_small(xp, x, kernel, stride, dilation, out_spatial):
+    """``max_pool`` by one gather, for ``is_small`` inputs whose windows lie inside the input
+    (``windows_inside``): the same values and ``argk``, bit for bit.
+
+    ``argmax`` gives the first maximum (the tie rule); a window holding NaN takes its last NaN
+    instead (PyTorch's CPU rule): the NaN with the largest ``1 + offset``; numpy's and CuPy's
+    ``argmax`` both pick a window's first NaN, which is never after its last. The value is
+    then gathered at the chosen element, so signed zeros come out as the loops give them.
+    """
+    batch, channels = x.shape[:2]
+    count = math.prod(kernel)
+    index, base, ranks = _window_index(xp, backend.device_of(x), x.shape, kernel, stride,
+                                       dilation, out_spatial)
+    flat = x.reshape(-1)
+    windows = flat[index.reshape(-1, count)]  # (batch*C*out, K)
+    argk = windows.argmax(-1)  # (batch*C*out,)
+    if xp.dtype(x.dtype).kind == "f":
+        last = (xp.isnan(windows) * ranks).argmax(-1)  # the last NaN's offset, 0 if none
+        argk = xp.maximum(argk, last)  # argmax picked the first NaN, if any (never later)
+    best = windows.reshape(-1)[argk + base]
+    shape = (batch, channels, *out_spatial)
+    return best.reshape(shape), argk.astype(_offset_dtype(xp, count)).reshape(shape)
+
+
+def chosen_positions(xp, argk, shape, kernel, stride, dilation):
+    """Flat position in an array of ``shape`` of every window's chosen element, for windows
+    inside the input (``windows_inside``): ``(batch * C * prod(out),)`` int64."""
+    index, base, _ = _window_index(xp, backend.device_of(argk), tuple(shape), kernel, stride,
+                                   dilation, argk.shape[2:])
+    return index.reshape(-1)[argk.reshape(-1) + base]
+
+
+def window_gather_small(xp, x, argk, kernel, stride, dilation):
+    """``window_gather`` for windows inside ``x``: one gather."""
+    positions = chosen_positions(xp, argk, x.shape, kernel, stride, dilation)
+    return x.reshape(-1)[positions].reshape(argk.shape)
+
+
+def window_scatter_small(xp, gy, argk, input_shape, kernel, stride, dilation):
+    """``window_scatter`` for disjoint windows inside the input: one assignment (each element
+    is chosen at most once, so nothing accumulates)."""
+    gx = xp.zeros(math.prod(input_shape), dtype=gy.dtype)
+    gx[chosen_positions(xp, argk, input_shape, kernel, stride, dilation)] = gy.reshape(-1)
+    return gx.reshape(input_shape)

@@ -71,17 +71,32 @@ def check_pool_shape(op, x_shape, kernel_size, stride, padding, dilation, ceil_m
     return out
 
 
+def _node_params(op, kernel_size, stride, padding, dilation, shape, flags):
+    """The checked static parameters of a pooling node, as ``(name, value)`` pairs."""
+    ones = (1,) * len(tuple(kernel_size))
+    params = pool_static(op, kernel_size, stride, padding, dilation or ones, **dict(flags))
+    if dilation is None:  # average pooling has no dilation
+        del params["dilation"]
+    if shape is not None:
+        params["shape"] = tuple(int(n) for n in shape)
+    return tuple(params.items())
+
+
+_node_params_cached = functools.lru_cache(maxsize=512)(_node_params)  # errors are not cached
+
+
 class _PoolFunction(Function):
-    """Shared ``__init__``: the window parameters, checked and frozen once."""
+    """Shared ``__init__``: the window parameters, checked and frozen once (per distinct set of
+    arguments: a training loop creates nodes with the same ones every step)."""
 
     def __init__(self, *, kernel_size, stride, padding, dilation=None, shape=None, **flags):
-        ones = (1,) * len(tuple(kernel_size))
-        params = pool_static(self.name, kernel_size, stride, padding, dilation or ones, **flags)
-        if dilation is None:  # average pooling has no dilation
-            del params["dilation"]
-        if shape is not None:
-            params["shape"] = tuple(int(n) for n in shape)
-        super().__init__(**params)
+        flags = tuple(flags.items())
+        try:
+            params = _node_params_cached(self.name, kernel_size, stride, padding, dilation,
+                                         shape, flags)
+        except TypeError:  # a list argument (unhashable)
+            params = _node_params(self.name, kernel_size, stride, padding, dilation, shape, flags)
+        super().__init__(**dict(params))
 
     def window(self):
         return dict(kernel=self.kernel_size, stride=self.stride, padding=self.padding,
