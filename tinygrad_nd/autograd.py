@@ -161,7 +161,7 @@ class Function:
         arrays = [t.data for t in inputs]
         for a in arrays:  # the common case, all numpy arrays, is checked inline
             if type(a) is not _HOST_ARRAY:
-                xp = _common_module(cls, inputs, arrays)
+                xp = array_module_of(cls.name, inputs)
                 with backend.device_scope(a):  # kernels run on the inputs' device, not device 0
                     y = fn.forward(xp, *arrays)
                 break
@@ -219,12 +219,14 @@ _HOST_ARRAY = backend.host_array_type
 _HOST_MODULE = backend.host_module
 
 
-def _common_module(cls, inputs, arrays):
+def array_module_of(op: str, inputs):
+    """The array module of ``inputs`` (Tensors); RuntimeError naming ``op`` and each input's
+    device when they are on different devices."""
     try:
-        return backend.common_module(arrays)
+        return backend.common_module([t.data for t in inputs])
     except ValueError:
         where = ", ".join(f"input {i} on {t.device}" for i, t in enumerate(inputs))
-        raise RuntimeError(f"{cls.name}: expected all tensors on one device, got {where}; "
+        raise RuntimeError(f"{op}: expected all tensors on one device, got {where}; "
                            "move them with .to(device)") from None
 
 
@@ -328,13 +330,11 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                         owner.grad = gy if create_graph else gy.detach()
                 if capture_nodes and node in capture_nodes:
                     captured[node] = gy
-                if _anomaly_enabled:
-                    grads = _call_backward(node, gy)
-                elif type(gy.data) is _HOST_ARRAY:
-                    grads = node.backward(gy)
+                if type(gy.data) is _HOST_ARRAY and not _anomaly_enabled:
+                    grads = node.backward(gy)  # the common case
                 else:
                     with backend.device_scope(gy.data):  # raw xp work in rules: gy's device
-                        grads = node.backward(gy)
+                        grads = _call_backward(node, gy)
                 if type(grads) is not tuple:
                     grads = (grads,)
                 if len(grads) != len(inputs):
@@ -386,6 +386,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
 
 
 def _call_backward(node, gy):
+    """``node.backward(gy)``; in anomaly mode, with the node recorded so that a NaN made inside
+    the rule is reported as this node's."""
     global _running_backward_of
     if not _anomaly_enabled:
         return node.backward(gy)

@@ -9,7 +9,7 @@ import math
 import operator
 
 from .. import backend
-from ..autograd import Function
+from ..autograd import Function, array_module_of
 from ..tensor import Tensor
 from .reduce import sum_to
 from .registry import register
@@ -417,9 +417,7 @@ def compare(kind: str, x, y) -> Tensor:
     if not isinstance(y, Tensor):
         y = lift(y, x)
     backend.broadcast_shape(kind, x.shape, y.shape)
-    if x.device != y.device:
-        raise RuntimeError(f"{kind}: expected all tensors on one device, got input 0 on {x.device}, "
-                           f"input 1 on {y.device}; move them with .to(device)")
+    array_module_of(kind, (x, y))  # refuses mixed devices, naming each input's
     with backend.device_scope(x.data):  # a raw kernel: run it on the inputs' device
         return Tensor._make(_COMPARE[kind](x.data, y.data), None)
 
