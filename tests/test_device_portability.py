@@ -537,7 +537,9 @@ def test_loading_a_cpu_state_dict_into_a_device_model_keeps_it_on_the_device(fak
 
 
 # ----------------------------------------------------------------------------- the digits example
-def test_digits_example_tiny_on_the_device(fake_cuda, tmp_path, capsys):
+def run_digits_tiny_on_cuda(tmp_path, capsys):
+    """examples/train_digits.py in --tiny mode on "cuda"; its checkpoint must load to the CPU.
+    Shared with tests/test_gpu.py (real GPU)."""
     pytest.importorskip("sklearn")
     pytest.importorskip("matplotlib")
     import importlib.util
@@ -553,6 +555,10 @@ def test_digits_example_tiny_on_the_device(fake_cuda, tmp_path, capsys):
     state = tnd.load(result["checkpoint"])
     for value in state["model"].values():
         on_device(value, "cpu")
+
+
+def test_digits_example_tiny_on_the_device(fake_cuda, tmp_path, capsys):
+    run_digits_tiny_on_cuda(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))

@@ -11,8 +11,6 @@ is where the numerics of the GPU kernels themselves (cuBLAS, CuPy's reductions) 
 """
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +19,7 @@ import tinygrad_nd as tnd
 import tinygrad_nd.nn.functional as F
 from op_cases import all_cases
 from test_device_portability import (
-    OPTIMIZERS, engine_checks, on_device, run_case, small_cnn,
+    OPTIMIZERS, engine_checks, on_device, run_case, run_digits_tiny_on_cuda, small_cnn,
 )
 
 pytestmark = pytest.mark.gpu
@@ -120,15 +118,4 @@ def test_checkpoint_gpu_to_cpu_to_gpu(real_cuda, tmp_path):
 
 
 def test_digits_example_tiny_on_cuda(real_cuda, tmp_path, capsys):
-    pytest.importorskip("sklearn")
-    pytest.importorskip("matplotlib")
-    path = Path(__file__).resolve().parent.parent / "examples" / "train_digits.py"
-    spec = importlib.util.spec_from_file_location("train_digits_on_gpu", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    result = example.main(["--tiny", "--quiet", "--device", "cuda", "--out", str(tmp_path)])
-    assert "on cuda" in capsys.readouterr().out
-    assert 0.0 <= result["test_accuracy"] <= 1.0
-    state = tnd.load(result["checkpoint"])
-    for value in state["model"].values():
-        on_device(value, "cpu")
+    run_digits_tiny_on_cuda(tmp_path, capsys)
