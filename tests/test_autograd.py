@@ -9,6 +9,7 @@ import pytest
 
 import tinygrad_nd as tnd
 import tinygrad_nd.nn.functional as F
+from tinygrad_nd.ops import elementwise as E
 
 
 def leaf(values, dtype=tnd.float64):
@@ -274,14 +275,39 @@ def test_max_propagates_nan_and_routes_its_gradient_to_the_nan():
     np.testing.assert_array_equal(x.grad.numpy(), [[0, 1, 0]])
 
 
-def test_sigmoid_is_finite_and_silent_at_extremes():
-    x = tnd.tensor([-1e4, -50.0, 0.0, 50.0, 1e4], requires_grad=True)
+@pytest.mark.parametrize("repeat", [1, 100], ids=["small-array-path", "large-array-path"])
+def test_sigmoid_is_finite_and_silent_at_extremes(repeat):
+    values = [-1e4, -50.0, 0.0, 50.0, 1e4]
+    assert (len(values) * repeat <= E.Sigmoid.SMALL) == (repeat == 1)  # both forward paths run
+    x = tnd.tensor(values * repeat, requires_grad=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         y = x.sigmoid()
         y.sum().backward()
-    np.testing.assert_allclose(y.numpy(), [0.0, 1.9287499e-22, 0.5, 1.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(y.numpy(), [0.0, 1.9287499e-22, 0.5, 1.0, 1.0] * repeat, rtol=1e-6)
     assert np.all(np.isfinite(x.grad.numpy()))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-6), (np.float64, 1e-14)])
+def test_sigmoid_paths_agree_with_the_textbook_formula(dtype, rtol):
+    """Small arrays use exp(x - logaddexp(0, x)), large ones 1 / (1 + exp(-x)): same values."""
+    grid = np.linspace(-30, 30, 10 * E.Sigmoid.SMALL + 1).astype(dtype)
+    expected = 1 / (1 + np.exp(-grid.astype(np.float64)))
+    large = tnd.tensor(grid).sigmoid().numpy()
+    small = np.concatenate([tnd.tensor(chunk).sigmoid().numpy()
+                            for chunk in np.array_split(grid, 11)])
+    assert large.dtype == small.dtype == dtype
+    np.testing.assert_allclose(large, expected, rtol=rtol)
+    np.testing.assert_allclose(small, expected, rtol=rtol * 4)  # error grows as max(x, 0) * eps
+
+
+@pytest.mark.parametrize("op", ["exp", "log", "sqrt", "tanh", "sigmoid"])
+def test_float_valued_unary_ops_make_integer_input_float32(op):
+    """As PyTorch: ``torch.tensor([1, 2]).exp()`` is float32, not float64."""
+    y = getattr(tnd.tensor([1, 2]), op)()
+    assert y.dtype == np.float32
+    expected = getattr(np, op, None) or (lambda v: 1 / (1 + np.exp(-v)))
+    np.testing.assert_allclose(y.numpy(), expected(np.array([1.0, 2.0])), rtol=1e-6)
 
 
 def test_log_softmax_is_stable_for_large_logits():

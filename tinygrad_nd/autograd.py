@@ -112,6 +112,7 @@ class Function:
 
     name = "function"  # set by @register
     uses_output = False
+    _plain_init = True  # no __init__ of its own: apply() skips calling it (set per subclass)
     params = {}  # static parameters (shown in graph diagrams); also set as attributes
     saved = ()
     _hooks = ()  # a list once a hook is registered on the output
@@ -135,7 +136,13 @@ class Function:
 
     def output(self) -> Tensor:
         """The forward result as a Tensor whose ``grad_fn`` is this node (no reference cycle)."""
-        return Tensor._make(self._output, self)
+        out = object.__new__(Tensor)  # Tensor._make without its scalar check: this is an array
+        out.data = self._output
+        out.grad = None
+        out._hooks = None
+        out.grad_fn = self
+        out.requires_grad = True
+        return out
 
     def add_hook(self, hook):
         """Register ``hook(grad) -> grad or None`` on this node's output gradient."""
@@ -144,10 +151,16 @@ class Function:
         self._hooks.append(hook)
 
     # engine ------------------------------------------------------------------
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._plain_init = cls.__init__ is Function.__init__
+
     @classmethod
     def apply(cls, *inputs: Tensor, **params) -> Tensor:
         """Run the primitive on ``inputs`` and return its result, recording the node if needed."""
-        return cls(**params)._run(inputs)
+        if params or not cls._plain_init:
+            return cls(**params)._run(inputs)
+        return object.__new__(cls)._run(inputs)  # no parameters: nothing for __init__ to do
 
     @classmethod
     def apply_with_node(cls, *inputs: Tensor, **params):
@@ -157,17 +170,20 @@ class Function:
         return fn._run(inputs), fn
 
     def _run(self, inputs):
+        # Hot path (every op of every step): one and two inputs are unpacked by hand, which
+        # saves a list per call; the common case, host arrays only, is checked inline.
         fn, cls = self, type(self)
-        arrays = [t.data for t in inputs]
-        for a in arrays:  # the common case, all numpy arrays, is checked inline
-            if type(a) is not _HOST_ARRAY:
-                xp = array_module_of(cls.name, inputs)
-                with backend.device_scope(a):  # kernels run on the inputs' device, not device 0
-                    y = fn.forward(xp, *arrays)
-                break
+        if len(inputs) == 1:
+            x = inputs[0].data
+            y = fn.forward(_HOST_MODULE, x) if type(x) is _HOST_ARRAY else fn._forward_on_device(inputs)
+        elif len(inputs) == 2:
+            x, w = inputs[0].data, inputs[1].data
+            if type(x) is _HOST_ARRAY and type(w) is _HOST_ARRAY:
+                y = fn.forward(_HOST_MODULE, x, w)
+            else:
+                y = fn._forward_on_device(inputs)
         else:
-            xp = _HOST_MODULE
-            y = fn.forward(xp, *arrays)
+            y = fn._forward_on_device(inputs)
         if type(y) is not _HOST_ARRAY:
             y = backend.ensure_array(y)  # numpy reductions return scalars
         out = object.__new__(Tensor)
@@ -177,19 +193,34 @@ class Function:
         out.grad_fn = None
         out.requires_grad = False
         if _grad_enabled:
-            for t in inputs:
-                if t.requires_grad:
-                    fn.inputs = inputs
-                    fn.needs_grad = tuple([t.requires_grad for t in inputs])
-                    fn.scope = _module_scope
-                    if cls.uses_output:
-                        fn._output = y
-                    out.grad_fn = fn
-                    out.requires_grad = True
-                    break
+            if len(inputs) == 1:
+                needs_grad = _ONE_INPUT_NEEDS_GRAD if inputs[0].requires_grad else None
+            else:
+                needs_grad = ((inputs[0].requires_grad, inputs[1].requires_grad) if len(inputs) == 2
+                              else tuple([t.requires_grad for t in inputs]))
+                if True not in needs_grad:
+                    needs_grad = None
+            if needs_grad is not None:
+                fn.inputs = inputs
+                fn.needs_grad = needs_grad
+                fn.scope = _module_scope
+                if cls.uses_output:
+                    fn._output = y
+                out.grad_fn = fn
+                out.requires_grad = True
         if _anomaly_enabled:
             _anomaly_check_forward(fn, out)
         return out
+
+    def _forward_on_device(self, inputs):
+        """``forward`` on the inputs' arrays, whichever module owns them (all on one device),
+        with kernels launched on that device rather than on device 0."""
+        arrays = [t.data for t in inputs]
+        xp = array_module_of(type(self).name, inputs)
+        if xp is _HOST_MODULE:
+            return self.forward(xp, *arrays)
+        with backend.device_scope(next(a for a in arrays if type(a) is not _HOST_ARRAY)):
+            return self.forward(xp, *arrays)
 
     def release(self):
         """Drop the inputs and saved arrays (after a backward without ``retain_graph``)."""
@@ -217,6 +248,7 @@ def _anomaly_check_forward(fn, out):
 
 _HOST_ARRAY = backend.host_array_type
 _HOST_MODULE = backend.host_module
+_ONE_INPUT_NEEDS_GRAD = (True,)
 
 
 def array_module_of(op: str, inputs):
@@ -316,20 +348,13 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
 
     ready = [node for node in pending if deps[node] == 0]
     with set_grad_enabled(create_graph):
-        while ready:
+        while ready:  # hot loop: one pass per node of the graph
             node = ready.pop()
             inputs = node.inputs
             gy = pending.pop(node, None)
             if gy is not None:
-                if node._hooks:
-                    for hook in node._hooks:
-                        gy = _check_hook_result(hook(gy), gy, f"the output of '{node.name}'")
-                if node._retain is not None:
-                    owner = node._retain()
-                    if owner is not None:
-                        owner.grad = gy if create_graph else gy.detach()
-                if capture_nodes and node in capture_nodes:
-                    captured[node] = gy
+                if node._hooks or node._retain is not None or node in capture_nodes:
+                    gy = _output_gradient_seen(node, gy, create_graph, capture_nodes, captured)
                 if type(gy.data) is _HOST_ARRAY and not _anomaly_enabled:
                     grads = node.backward(gy)  # the common case
                 else:
@@ -346,10 +371,11 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 if not t.requires_grad:
                     continue
                 if gx is not None:
-                    if gx.data.shape != t.data.shape:
+                    gd, td = gx.data, t.data
+                    if gd.shape != td.shape:
                         _bad_gradient(node, inputs, t, gx)
-                    if gx.data.dtype != t.data.dtype:  # mixed precision: a gradient has its input's dtype
-                        gx = gx.to(dtype=t.data.dtype)
+                    if gd.dtype is not td.dtype and gd.dtype != td.dtype:
+                        gx = gx.to(dtype=td.dtype)  # mixed precision: a gradient has its input's dtype
                     if _anomaly_enabled:
                         _check_finite(gx.data, f"backward of op '{node.name}' returned NaN or "
                                       f"Inf for input {inputs.index(t)}; the op was created at "
@@ -365,8 +391,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 deps[child] = count
                 if count == 0:
                     ready.append(child)
-            if not retain_graph:
-                node.release()
+            if not retain_graph:  # release(), inlined
+                node.inputs = node.saved = node._output = None
 
         # leaves: hooks see the summed gradient, then it is accumulated or captured
         for leaf, g in leaf_grads.values():
@@ -383,6 +409,20 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     if capture is None:
         return None
     return tuple(captured.get(t.grad_fn if t.grad_fn is not None else id(t)) for t in capture)
+
+
+def _output_gradient_seen(node, gy, create_graph, capture_nodes, captured):
+    """The gradient of ``node``'s output as its hooks, ``retain_grad`` and ``grad(inputs=...)``
+    see it: hooks may replace it; the retained ``.grad`` and the captured value are set."""
+    for hook in node._hooks:
+        gy = _check_hook_result(hook(gy), gy, f"the output of '{node.name}'")
+    if node._retain is not None:
+        owner = node._retain()
+        if owner is not None:
+            owner.grad = gy if create_graph else gy.detach()
+    if node in capture_nodes:
+        captured[node] = gy
+    return gy
 
 
 def _call_backward(node, gy):
