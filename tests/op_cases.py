@@ -16,6 +16,7 @@ import numpy as np
 
 import tinygrad_nd as tnd
 from tinygrad_nd.ops import elementwise as E
+from tinygrad_nd.ops import loss as L
 from tinygrad_nd.ops import shape as S
 
 # ----------------------------------------------------------------------------- input makers
@@ -206,6 +207,29 @@ CASES += _cases("matmul", lambda x, y: tnd.ops.linalg.MatMul.apply(x, y, transpo
                 lambda x, y: np.swapaxes(x, -1, -2) @ np.swapaxes(y, -1, -2),
                 {"transpose-both": ((4, 3), (2, 4))},
                 torch_fn=lambda torch, x, y: x.transpose(-1, -2) @ y.transpose(-1, -2))
+
+CASES += _cases("matmul", lambda x, w, b: tnd.nn.functional.linear(x, w, b), lambda x, w, b: x @ w.T + b,
+                {"linear-bias": ((3, 4), (2, 4), (2,)), "linear-bias-batched": ((2, 3, 4), (5, 4), (5,)),
+                 "linear-bias-size1": ((1, 1), (1, 1), (1,))},
+                torch_fn=lambda torch, x, w, b: torch.nn.functional.linear(x, w, b))
+
+# ----------------------------------------------------------------------------- losses
+CASES += _cases("mse_loss", lambda x, t: tnd.nn.functional.mse_loss(x, t),
+                lambda x, t: np.mean((x - t) ** 2),
+                {"2d": ((3, 4), (3, 4)), "size1": ((1,), (1,)), "0d": ((), ())},
+                torch_fn=lambda torch, x, t: torch.nn.functional.mse_loss(x, t))
+CASES += _cases("mse_loss", lambda x, t: tnd.nn.functional.mse_loss(x, t, reduction="sum"),
+                lambda x, t: np.sum((x - t) ** 2), {"sum-3d": ((2, 1, 3), (2, 1, 3))},
+                torch_fn=lambda torch, x, t: torch.nn.functional.mse_loss(x, t, reduction="sum"))
+CASES += _cases("mse_loss_backward",
+                lambda g, x, t: L.MseLossBackward.apply(g, x, t, reduction="mean"),
+                lambda g, x, t: 2 * g * (x - t) / x.size,
+                {"2d": ((), (3, 4), (3, 4)), "size1": ((), (1,), (1,)), "0d": ((), (), ())},
+                torch_fn=lambda torch, g, x, t: torch.ops.aten.mse_loss_backward(g, x, t, 1))
+CASES += _cases("mse_loss_backward",
+                lambda g, x, t: L.MseLossBackward.apply(g, x, t, reduction="sum"),
+                lambda g, x, t: 2 * g * (x - t), {"sum-3d": ((), (2, 1, 3), (2, 1, 3))},
+                torch_fn=lambda torch, g, x, t: torch.ops.aten.mse_loss_backward(g, x, t, 2))
 
 
 def _np_index_add(shape, index, values):

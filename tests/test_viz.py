@@ -453,10 +453,27 @@ def test_nn_model_clusters_and_loss_module():
     text = viz.to_dot(loss, params={"x": x, **dict(model.named_parameters())})
     members, parents = clusters_of(text)
     assert parents["0: Linear"] == "Sequential" and parents["2: Linear"] == "Sequential"
-    assert parents["MSELoss"] is None  # the loss module: its own box, named by its class
     assert {nodes_of(text)[k].split("\n")[0] for k in members["0: Linear"]} >= {"0.weight", "0.bias"}
-    # the mean's divisor, a number lifted inside the loss module, sits in its box
-    assert "10" in [nodes_of(text)[k] for k in members["MSELoss"]]
+    # the loss module records one op (the mse_loss primitive): no box, the op is titled instead
+    assert "MSELoss" not in parents
+    (loss_label,) = [label for label in nodes_of(text).values() if "mse_loss" in label]
+    assert loss_label.split("\n")[:2] == ["MSELoss", "mse_loss"]
+
+
+def test_loss_module_of_several_ops_gets_a_box_holding_its_constants():
+    class HalfSquaredError(nn.Module):
+        def forward(self, input, target):
+            diff = input - target
+            return (diff * diff).sum() / 10.0
+
+    model = nn.Linear(3, 2)
+    x, target = tnd.tensor(fixed(5, 3, scale=1.0)), tnd.tensor(fixed(5, 2))
+    loss = HalfSquaredError()(model(x), target)
+    text = viz.to_dot(loss, params={"x": x})
+    members, parents = clusters_of(text)
+    assert parents["HalfSquaredError"] is None  # the loss module: its own box, named by its class
+    # the divisor, a number lifted inside the loss module, sits in its box
+    assert "10" in [nodes_of(text)[k] for k in members["HalfSquaredError"]]
 
 
 def test_data_path_is_one_column_and_modules_follow_each_other():

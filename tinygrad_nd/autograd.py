@@ -183,7 +183,13 @@ class Function:
             else:
                 y = fn._forward_on_device(inputs)
         else:
-            y = fn._forward_on_device(inputs)
+            arrays = [t.data for t in inputs]
+            for a in arrays:
+                if type(a) is not _HOST_ARRAY:
+                    y = fn._forward_on_device(inputs)
+                    break
+            else:
+                y = fn.forward(_HOST_MODULE, *arrays)
         if type(y) is not _HOST_ARRAY:
             y = backend.ensure_array(y)  # numpy reductions return scalars
         out = object.__new__(Tensor)

@@ -10,7 +10,8 @@ from ..factories import generator
 from ..ops import elementwise as E
 from ..ops import reduce as R
 from ..ops import shape as S
-from ..ops.linalg import matmul
+from ..ops.linalg import MatMul, matmul
+from ..ops.loss import MseLoss
 from ..tensor import Tensor
 from .functional_conv import (  # noqa: F401  (re-exported: F.conv2d, F.max_pool2d, ...)
     avg_pool1d, avg_pool2d, avg_pool3d, avg_pool_nd, conv1d, conv2d, conv3d, conv_nd, max_pool1d,
@@ -39,18 +40,23 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {input.shape} does not end in in_features = "
                          f"{weight.shape[1]} (weight shape {weight.shape})")
+    if bias is not None and input.ndim >= 2 and bias.shape == weight.shape[:1] \
+            and input.dtype == weight.dtype == bias.dtype:  # the usual case: one node (addmm)
+        return MatMul.apply(input, weight, bias, transpose_y=True)
     y = matmul(input, weight, transpose_y=True)  # input @ weight^T, no transpose node
     return y if bias is None else y + bias
 
 
+def _check_reduction(reduction: str, op: str):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
 def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
+    _check_reduction(reduction, op)
     if reduction == "mean":
         return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return loss.sum() if reduction == "sum" else loss
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
@@ -70,8 +76,17 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
         target = Tensor(target, dtype=input.dtype, device=input.device)
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
-    diff = input - target
-    return _reduce(diff * diff, reduction, "mse_loss")
+    _check_reduction(reduction, "mse_loss")
+    if reduction == "none":
+        diff = input - target
+        return diff * diff
+    if not (backend.is_float_dtype(input.dtype) and backend.is_float_dtype(target.dtype)):
+        raise TypeError(f"mse_loss: needs floating point input and target, got {input.dtype} "
+                        f"and {target.dtype}")
+    if input.dtype != target.dtype:  # as PyTorch: the wider float type
+        dtype = backend.result_dtype(input.dtype, target.dtype)
+        input, target = input.to(dtype=dtype), target.to(dtype=dtype)
+    return MseLoss.apply(input, target, reduction=reduction)  # one node, its backward one more
 
 
 def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:

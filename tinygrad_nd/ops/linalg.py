@@ -18,18 +18,22 @@ def _t(a, flag):
 class MatMul(Function):
     """z = op(x) @ op(y) for op(x) (..., n, k) and op(y) (..., k, m), batch axes broadcast, where
     op transposes the last two axes when ``transpose_x`` / ``transpose_y`` is set (as BLAS's
-    transa/transb: ``linear`` multiplies by w^T without a transpose node).
+    transa/transb: ``linear`` multiplies by w^T without a transpose node). An optional third
+    input ``b`` is added to z with broadcasting (``linear``'s bias: one node, as torch's addmm).
     VJP: g_op(x) = gz @ op(y)^T, g_op(y) = op(x)^T @ gz, each transposed back when its flag is set
-    and summed to the input's shape; both are matmuls with flags, so the family closes."""
+    and summed to the input's shape; both are matmuls with flags, so the family closes;
+    gb = sum_to(gz, b.shape)."""
 
-    def __init__(self, *, transpose_x=False, transpose_y=False):
-        super().__init__(transpose_x=bool(transpose_x), transpose_y=bool(transpose_y))
+    transpose_x = transpose_y = False  # the defaults; set flags are node parameters (shown)
 
-    def forward(self, xp, x, y):
-        return xp.matmul(_t(x, self.transpose_x), _t(y, self.transpose_y))
+    def forward(self, xp, x, y, b=None):
+        z = xp.matmul(_t(x, self.transpose_x), _t(y, self.transpose_y))
+        if b is not None:
+            z += b  # z is a new array of the common dtype; b broadcasts over its rows
+        return z
 
     def backward(self, gz):
-        x, y = self.inputs
+        x, y = self.inputs[:2]
         tx, ty = self.transpose_x, self.transpose_y
         gx = gy = None
         if self.needs_grad[0]:  # d op(x) = gz @ op(y)^T; if tx, dx = (gz @ op(y)^T)^T = op(y) @ gz^T
@@ -40,7 +44,10 @@ class MatMul(Function):
             gy = MatMul.apply(gz, x, transpose_x=True, transpose_y=tx) if ty else \
                 MatMul.apply(x, gz, transpose_x=not tx)
             gy = sum_to(gy, y.shape)
-        return gx, gy
+        if len(self.inputs) == 2:
+            return gx, gy
+        b = self.inputs[2]
+        return gx, gy, sum_to(gz, b.shape) if self.needs_grad[2] else None
 
 
 def matmul(x, y, *, transpose_y: bool = False) -> Tensor:

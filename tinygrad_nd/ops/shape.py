@@ -4,6 +4,8 @@ Composites built on them: view, flatten, transpose, squeeze, unsqueeze, stack.
 """
 from __future__ import annotations
 
+import operator
+
 from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor
@@ -118,26 +120,30 @@ class To(Function):
 def reshape(x: Tensor, *shape) -> Tensor:
     """Tensor with the same elements in a new shape; one dimension may be -1."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    shape = tuple(int(s) for s in shape)
+        shape = shape[0]
+    try:  # ints, numpy ints and 0-d integer Tensors
+        shape = tuple([s if type(s) is int else operator.index(s) for s in shape])
+    except TypeError:
+        raise TypeError(f"reshape: dimensions must be integers, got {tuple(shape)}") from None
     size = x.data.size
-    if shape.count(-1) > 1:
-        raise ValueError(f"reshape: only one dimension can be -1, got {shape}")
-    if -1 in shape:
-        known = 1
-        for s in shape:
-            known *= s if s != -1 else 1
+    known, unknown = 1, None
+    for i, s in enumerate(shape):
+        if s == -1 and unknown is None:
+            unknown = i
+        elif s < 0:
+            raise ValueError(f"reshape: invalid dimension {s} in {shape} (only one may be -1)")
+        else:
+            known *= s
+    if unknown is not None:  # -1 takes what is left, when that is a whole number
         if known == 0 or size % known:
-            raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({size} "
-                             f"elements) into {shape}")
-        shape = tuple(size // known if s == -1 else s for s in shape)
-    n = 1
-    for s in shape:
-        n *= s
-    if n != size or any(s < 0 for s in shape):
+            known = -1
+        else:
+            shape = shape[:unknown] + (size // known,) + shape[unknown + 1:]
+            known = size
+    if known != size:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({size} elements) "
                          f"into {shape}")
-    if shape == x.shape:
+    if shape == x.data.shape:
         return x
     return Reshape.apply(x, shape=shape)
 
