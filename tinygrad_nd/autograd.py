@@ -124,6 +124,12 @@ class Function:
             self.params = params
             self.__dict__.update(params)
 
+    def _set_params(self, params: dict):
+        """``__init__``'s work for subclasses that check their parameters first: ``params`` (a
+        dict, not copied) become ``self.params`` and attributes."""
+        self.params = params
+        self.__dict__.update(params)
+
     # subclass API ------------------------------------------------------------
     def forward(self, xp, *arrays):
         raise NotImplementedError(f"{type(self).__name__} must define forward")

@@ -151,7 +151,7 @@ class _ConvFunction(Function):
             params = _node_params(self.name, stride, padding, dilation, groups, shape)
         except TypeError:  # a list argument (unhashable)
             params = _node_params.__wrapped__(self.name, stride, padding, dilation, groups, shape)
-        super().__init__(**dict(params))
+        self._set_params(dict(params))
 
     def check_shapes(self, x_shape, w_shape):
         """``check_conv_shapes`` with this node's parameters: the output spatial size."""

@@ -96,7 +96,7 @@ class _PoolFunction(Function):
                                          shape, flags)
         except TypeError:  # a list argument (unhashable)
             params = _node_params(self.name, kernel_size, stride, padding, dilation, shape, flags)
-        super().__init__(**dict(params))
+        self._set_params(dict(params))
 
     def window(self):
         return dict(kernel=self.kernel_size, stride=self.stride, padding=self.padding,
