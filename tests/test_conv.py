@@ -379,6 +379,39 @@ def test_im2col_small_equals_im2col(device):
         np.testing.assert_array_equal(backend.to_host(got), backend.to_host(expected))
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
+@pytest.mark.parametrize("x_shape,w_shape,kwargs", [
+    ((3, 4, 12, 12), (6, 2, 3, 3), dict(padding=1, groups=2)),  # im2col_flat
+    ((2, 3, 14, 13), (4, 3, 3, 2), {}),  # im2col (rows shrink)
+    ((2, 3, 150), (4, 3, 5), dict(dilation=2)),  # 1-d: im2col_flat without margins
+    ((2, 2, 6, 6, 5), (3, 2, 3, 3, 3), dict(padding=2, dilation=2)),
+], ids=["2d-same-groups2", "2d-valid", "1d-dilated", "3d-same-dilated"])
+@pytest.mark.parametrize("", [pytest.param(marks=needs_torch)])
+def test_weight_grad_per_example_products(x_shape, w_shape, kwargs, chunked, device,
+                                          monkeypatch):
+    # >= 128 output positions per example: the weight gradient multiplies gy[b] example by
+    # example (no to_rows copy); its gradients must still be torch's
+    monkeypatch.setattr(im, "SMALL_COLUMNS", 0)
+    if chunked:
+        monkeypatch.setattr(backend, "im2col_chunk_bytes", lambda xp: 1)  # one example a chunk
+    copies = []
+    to_rows = im.to_rows
+    monkeypatch.setattr(im, "to_rows", lambda *a, **k: copies.append(1) or to_rows(*a, **k))
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ty = _wrapper(w_shape, torch.nn.functional)(tx, tw, **kwargs)
+    v = rng.standard_normal(ty.shape)
+    (ty * torch.tensor(v)).sum().backward()
+    ours = [tnd.tensor(a, device=device, requires_grad=True) for a in (x, w)]
+    y = _wrapper(w_shape, F)(*ours, **kwargs)
+    (y * tnd.tensor(v, device=device)).sum().backward()
+    assert not copies  # the per-example route was taken
+    for mine, theirs in zip(ours, (tx, tw)):
+        np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-10,
+                                   atol=1e-12)
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered")  # inf - inf in the GEMM
 def test_grid_forward_crops_what_it_reads_past_the_rows(monkeypatch):
     # stride 1 computes on the whole padded grid: columns that start no window read the next

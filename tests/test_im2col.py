@@ -99,6 +99,57 @@ def test_im2col_matches_loops(case):
     np.testing.assert_array_equal(cols, ref_im2col(x, kernel, stride, padding, dilation))
 
 
+# stride 1, every dim after the first keeping its size: im2col_flat's geometries
+FLAT_GEOMETRIES = [
+    # id, spatial, kernel, padding (pairs), dilation
+    ("1d-valid", (9,), (3,), ((0, 0),), (1,)),
+    ("1d-p2-0-d2", (7,), (3,), ((2, 0),), (2,)),
+    ("2d-same", (5, 6), (3, 3), ((1, 1), (1, 1)), (1, 1)),
+    ("2d-same-even-d3", (6, 5), (2, 3), ((0, 3), (2, 2)), (3, 2)),  # wide first-dim margins
+    ("2d-k1", (4, 3), (3, 1), ((2, 1), (0, 0)), (1, 1)),
+    ("2d-pad-over-width", (6, 2), (5, 5), ((0, 0), (2, 2)), (1, 1)),  # wraps cover whole rows
+    ("3d-same", (4, 3, 5), (3, 3, 3), ((1, 1), (1, 1), (1, 1)), (1, 1, 1)),
+    ("3d-mixed", (5, 4, 3), (2, 3, 2), ((3, 0), (2, 0), (0, 1)), (1, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("case", FLAT_GEOMETRIES, ids=[c[0] for c in FLAT_GEOMETRIES])
+def test_im2col_flat_matches_loops(case):
+    # the wrapped reads into a neighbouring row are zeroed, the margins hold zeros: bit equal
+    _, spatial, kernel, padding, dilation = case
+    stride = (1,) * len(spatial)
+    assert im.flat_im2col_applies(spatial, kernel, stride, padding, dilation)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 2, *spatial))
+    x[0, 1] = np.inf  # wrapped reads find it: they must give exact zeros (a 0/1 mask gives NaN)
+    expected = ref_im2col(x, kernel, stride, padding, dilation)
+    np.testing.assert_array_equal(im.im2col_flat(xp, x, kernel, padding, dilation), expected)
+    strided = np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1)  # (batch, C) transposed
+    np.testing.assert_array_equal(im.im2col_flat(xp, strided, kernel, padding, dilation),
+                                  expected)
+
+
+def test_flat_im2col_applies_only_where_rows_keep_their_size():
+    assert im.flat_im2col_applies((8, 8), (3, 3), (1, 1), ((0, 0), (1, 1)), (1, 1))
+    assert not im.flat_im2col_applies((8, 8), (3, 3), (1, 1), ((1, 1), (0, 0)), (1, 1))
+    assert not im.flat_im2col_applies((8, 8), (3, 3), (1, 2), ((1, 1), (1, 1)), (1, 1))
+    assert not im.flat_im2col_applies((8, 8), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 2))
+
+
+@pytest.mark.parametrize("case", [c for c in CONV_GEOMETRIES if set(c[3]) == {1}],
+                         ids=lambda c: c[0])
+def test_im2col_grid_holds_the_windows(case):
+    # column (b, p) of the grid layout is im2col's column of the window starting at p
+    _, spatial, kernel, stride, padding, dilation = case
+    x = np.random.default_rng(8).standard_normal((2, 3, *spatial))
+    grid = im.padded_spatial(spatial, padding)
+    out = im.conv_out_spatial(spatial, kernel, stride, padding, dilation)
+    cols = im.im2col_grid(xp, x, kernel, padding, dilation)  # (C*K, batch*grid)
+    cropped = im.from_grid_rows(xp, cols, 2, grid, out).swapaxes(0, 1)  # (C*K, batch, *out)
+    np.testing.assert_array_equal(cropped.reshape(cols.shape[0], -1),
+                                  ref_im2col(x, kernel, stride, padding, dilation))
+
+
 @pytest.mark.parametrize("case", CONV_GEOMETRIES, ids=[c[0] for c in CONV_GEOMETRIES])
 def test_col2im_is_adjoint_of_im2col(case):
     # <im2col(x), c> == <x, col2im(c)> for all x, c: the defining property of the adjoint

@@ -275,11 +275,29 @@ class ConvNdWeightGrad(_ConvFunction):
         # gw^T = cols @ rows^T: this orientation ran 10 % faster than rows @ cols^T (OpenBLAS)
         gw_t = xp.zeros((groups, math.prod(weight_shape[1:]), weight_shape[0] // groups), x.dtype)
         work = functools.partial(backend.scratch, xp)
+        # stride 1 with rows that keep their size ('same' padding, 1-d): one strided copy
+        flat = im.flat_im2col_applies(x.shape[2:], kernel, self.stride, self.padding,
+                                      self.dilation)
+        (_, n_cols, n_out), size = gw_t.shape, math.prod(out)  # C_in/g*K, C_out/g, positions
+        # Each example's gy[b] is already a (C_out, out) matrix: one batched matmul per chunk, a
+        # GEMM per example, skips to_rows' copy of gy but writes a (C_in/g*K, C_out/g) partial
+        # sum per example. That paid where an example has at least 128 positions and twice as
+        # many as C_in/g*K (2 % of workload b's step); smaller ones lost to the per-GEMM
+        # overhead. Positions >= C_out/g keep the partial sums smaller than the columns.
+        per_example = size >= max(128, 2 * n_cols, n_out)
         for chunk in _chunks(xp, x.shape, kernel, out, x.dtype):
-            cols = im.im2col(xp, x[chunk], kernel, self.stride, self.padding, self.dilation, work)
-            rows = _col_blocks(im.to_rows(xp, gy[chunk], work), groups)  # (g, C_out/g, chunk*out)
-            gw_t += _grouped_matmul(xp, _col_blocks(cols, groups), rows.swapaxes(1, 2)).reshape(
-                gw_t.shape)  # (groups, C_in/g*K, C_out/g)
+            cols = im.im2col_flat(xp, x[chunk], kernel, self.padding, self.dilation, work) \
+                if flat else \
+                im.im2col(xp, x[chunk], kernel, self.stride, self.padding, self.dilation, work)
+            if per_example:
+                count = chunk.stop - chunk.start
+                a = cols.reshape(groups, n_cols, count, size).transpose(2, 0, 1, 3)
+                b = gy[chunk].reshape(count, groups, n_out, size).swapaxes(2, 3)
+                gw_t += xp.matmul(a, b).sum(axis=0)  # (chunk, g, C_in/g*K, C_out/g) summed
+            else:
+                rows = _col_blocks(im.to_rows(xp, gy[chunk], work), groups)  # (g, C_out/g, chunk*out)
+                gw_t += _grouped_matmul(xp, _col_blocks(cols, groups),
+                                        rows.swapaxes(1, 2)).reshape(gw_t.shape)  # (g, C_in/g*K, C_out/g)
         return gw_t.swapaxes(1, 2).reshape(weight_shape)  # (C_out, C_in/g, *kernel), a copy
 
     def backward(self, ggw):
