@@ -234,12 +234,6 @@ class Function:
         with backend.device_scope(next(a for a in arrays if type(a) is not _HOST_ARRAY)):
             return self.forward(xp, *arrays)
 
-    def release(self):
-        """Drop the inputs and saved arrays (after a backward without ``retain_graph``)."""
-        self.inputs = None
-        self.saved = None
-        self._output = None
-
     def __repr__(self):
         return f"<{type(self).__name__}Backward>"
 
@@ -403,7 +397,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 deps[child] = count
                 if count == 0:
                     ready.append(child)
-            if not retain_graph:  # release(), inlined
+            if not retain_graph:  # drop the inputs and saved arrays: the graph frees as it goes
                 node.inputs = node.saved = node._output = None
 
         # leaves: hooks see the summed gradient, then it is accumulated or captured
