@@ -121,12 +121,11 @@ class Function:
 
     def __init__(self, **params):
         if params:
-            self.params = params
-            self.__dict__.update(params)
+            self._set_params(params)
 
     def _set_params(self, params: dict):
-        """``__init__``'s work for subclasses that check their parameters first: ``params`` (a
-        dict, not copied) become ``self.params`` and attributes."""
+        """``params`` (a dict, not copied) become ``self.params`` and attributes; subclasses
+        that check their parameters first call it with the checked ones."""
         self.params = params
         self.__dict__.update(params)
 
@@ -142,13 +141,7 @@ class Function:
 
     def output(self) -> Tensor:
         """The forward result as a Tensor whose ``grad_fn`` is this node (no reference cycle)."""
-        out = object.__new__(Tensor)  # Tensor._make without its scalar check: this is an array
-        out.data = self._output
-        out.grad = None
-        out._hooks = None
-        out.grad_fn = self
-        out.requires_grad = True
-        return out
+        return Tensor._make(self._output, self)
 
     def add_hook(self, hook):
         """Register ``hook(grad) -> grad or None`` on this node's output gradient."""

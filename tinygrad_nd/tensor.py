@@ -62,7 +62,7 @@ class Tensor:
     def _make(cls, data, grad_fn):
         """Wrap a raw array produced by an op (no copy, no dtype change)."""
         t = object.__new__(cls)
-        t.data = backend.ensure_array(data)
+        t.data = data if type(data) is backend.host_array_type else backend.ensure_array(data)
         t.grad = None
         t.grad_fn = grad_fn
         t.requires_grad = grad_fn is not None

@@ -134,13 +134,13 @@ def reshape(x: Tensor, *shape) -> Tensor:
             raise ValueError(f"reshape: invalid dimension {s} in {shape} (only one may be -1)")
         else:
             known *= s
-    if unknown is not None:  # -1 takes what is left, when that is a whole number
-        if known == 0 or size % known:
-            known = -1
-        else:
+    if unknown is None:
+        fits = known == size
+    else:  # -1 takes what is left, when that is a whole number
+        fits = known != 0 and size % known == 0
+        if fits:
             shape = shape[:unknown] + (size // known,) + shape[unknown + 1:]
-            known = size
-    if known != size:
+    if not fits:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({size} elements) "
                          f"into {shape}")
     if shape == x.data.shape:
