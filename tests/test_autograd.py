@@ -24,6 +24,28 @@ def test_fan_out_accumulates_within_one_pass():
     np.testing.assert_array_equal(x.grad.numpy(), 2 * x.numpy() + 1)
 
 
+def test_a_node_runs_once_after_all_its_consumers_however_deep_they_are():
+    # a is consumed by a short path (c) and by a long one (b1 -> b2 -> b3) created in between:
+    # its rule must run once, with both paths' gradients summed
+    x = leaf([0.5, -1.5])
+    a = x.exp()
+    c = a * 2.0
+    b = ((a * a).tanh() * a).tanh()
+    loss = (c * b + a).sum()
+    calls = []
+    a.grad_fn.add_hook(lambda g: calls.append(g.numpy().copy()))
+    loss.backward()
+    assert len(calls) == 1
+    xs = x.numpy()
+    eps = 1e-6
+
+    def f(v):
+        av = np.exp(v)
+        return np.sum(2 * av * np.tanh(np.tanh(av * av) * av) + av)
+    numeric = [(f(xs + eps * e) - f(xs - eps * e)) / (2 * eps) for e in np.eye(2)]
+    np.testing.assert_allclose(x.grad.numpy(), numeric, rtol=1e-6)
+
+
 def test_leaf_gradients_accumulate_across_backward_calls_until_cleared():
     x = leaf([1.0, 2.0])
     (x * 3).sum().backward()

@@ -122,7 +122,7 @@ class _Scanner(ast.NodeVisitor):
                         and func.attr not in XP_HOST_HELPERS:
                     return True
                 if func.attr in REDUCING_METHODS and not (isinstance(func.value, ast.Name)
-                                                         and func.value.id == "builtins"):
+                                                         and func.value.id in ("builtins", "math")):
                     return True
             if names_count and isinstance(node, ast.Name) and node.id in self.array_names[-1] \
                     and not metadata_only(node):

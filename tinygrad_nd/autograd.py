@@ -6,7 +6,7 @@ result's ``grad_fn``. A node holds its input Tensors and the raw arrays it saved
 output Tensor, so a graph is a tree of strong references from the root down and is freed by
 reference counting alone.
 
-The traversal is iterative (Kahn's algorithm over the nodes reachable from the roots), so a
+The traversal is iterative (a heap of nodes ordered by creation, newest first), so a
 chain of any length works without touching Python's recursion limit.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import traceback
+from heapq import heappop, heappush
 
 from . import backend
 from .tensor import Tensor
@@ -171,6 +172,7 @@ class Function:
     def _run(self, inputs):
         # Hot path (every op of every step): one and two inputs are unpacked by hand, which
         # saves a list per call; the common case, host arrays only, is checked inline.
+        global _sequence
         fn, cls = self, type(self)
         if len(inputs) == 1:
             x = inputs[0].data
@@ -206,6 +208,8 @@ class Function:
                 if True not in needs_grad:
                     needs_grad = None
             if needs_grad is not None:
+                _sequence += 1
+                fn._seq = _sequence  # creation order: the traversal runs newest first
                 fn.inputs = inputs
                 fn.needs_grad = needs_grad
                 fn.scope = _module_scope
@@ -231,6 +235,7 @@ class Function:
         return f"<{type(self).__name__}Backward>"
 
 
+_sequence = 0  # nodes recorded so far (each node's _seq)
 _running_backward_of = None  # in anomaly mode: the node whose backward rule is running
 
 
@@ -274,31 +279,6 @@ def _freed_error(node):
 
 
 # ----------------------------------------------------------------------------- traversal
-def _dependencies(roots):
-    """Count, for every reachable node, the edges that point to it from consumer nodes."""
-    deps = {}
-    stack = []
-    for r in roots:
-        node = r.grad_fn
-        if node is not None and node not in deps:
-            deps[node] = 0
-            stack.append(node)
-    while stack:
-        node = stack.pop()
-        if node.inputs is None:
-            raise _freed_error(node)
-        for t in node.inputs:
-            child = t.grad_fn
-            if child is None or not t.requires_grad:
-                continue
-            if child in deps:
-                deps[child] += 1
-            else:
-                deps[child] = 1
-                stack.append(child)
-    return deps
-
-
 def _bad_gradient(node, inputs, t, gx):
     i = next(k for k, u in enumerate(inputs) if u is t)
     raise RuntimeError(f"backward of '{node.name}' returned a gradient of shape {gx.shape} for "
@@ -319,84 +299,86 @@ def _check_hook_result(result, grad, what):
 def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     """Reverse-mode pass from ``roots`` seeded with ``root_grads``.
 
+    Nodes run in decreasing creation order (``_seq``, as PyTorch's sequence numbers): a node's
+    consumers were all created after it, so by the time it is popped from the heap every
+    gradient of its output has been summed. Only nodes that receive a gradient are visited.
+
     Without ``capture``, leaf gradients accumulate into ``.grad``. With ``capture`` (a tuple of
     Tensors) nothing is accumulated and their gradients are returned, in order (None if unused).
     """
-    deps = _dependencies(roots)
+    global _grad_enabled
     pending = {}  # node -> summed gradient of its output
+    heap = []  # (-node._seq, node) of the nodes in pending: the newest node first
     leaf_grads = {}  # id(leaf) -> [leaf, summed gradient], in first-reached order
-    captured = {}
-
-    def add_to_leaf(leaf, g):
-        entry = leaf_grads.get(id(leaf))
-        if entry is None:
-            leaf_grads[id(leaf)] = [leaf, g]
-        else:
-            entry[1] = entry[1] + g
-
     for r, g in zip(roots, root_grads):
-        if r.grad_fn is None:
-            add_to_leaf(r, g)
-        else:
-            pending[r.grad_fn] = pending[r.grad_fn] + g if r.grad_fn in pending else g
-    capture_nodes = {}
-    if capture is not None:
-        for t in capture:
-            if t.grad_fn is not None:
-                capture_nodes[t.grad_fn] = True
-
-    ready = [node for node in pending if deps[node] == 0]
-    with set_grad_enabled(create_graph):
-        while ready:  # hot loop: one pass per node of the graph
-            node = ready.pop()
-            inputs = node.inputs
-            gy = pending.pop(node, None)
-            if gy is not None:
-                if node._hooks or node._retain is not None or node in capture_nodes:
-                    gy = _output_gradient_seen(node, gy, create_graph, capture_nodes, captured)
-                if type(gy.data) is _HOST_ARRAY and not _anomaly_enabled:
-                    grads = node.backward(gy)  # the common case
-                else:
-                    with backend.device_scope(gy.data):  # raw xp work in rules: gy's device
-                        grads = _call_backward(node, gy)
-                if type(grads) is not tuple:
-                    grads = (grads,)
-                if len(grads) != len(inputs):
-                    raise RuntimeError(f"backward of '{node.name}' returned {len(grads)} "
-                                       f"gradients for {len(inputs)} inputs")
+        node = r.grad_fn
+        if node is None:
+            entry = leaf_grads.get(id(r))
+            if entry is None:
+                leaf_grads[id(r)] = [r, g]
             else:
-                grads = (None,) * len(inputs)
+                entry[1] = entry[1] + g
+        elif node in pending:
+            pending[node] = pending[node] + g
+        else:
+            pending[node] = g
+            heappush(heap, (-node._seq, node))
+    captured = {}
+    capture_nodes = {t.grad_fn: True for t in capture if t.grad_fn is not None} \
+        if capture is not None else {}
+
+    outer, _grad_enabled = _grad_enabled, create_graph  # the rules record only with create_graph
+    try:
+        while heap:  # hot loop: one pass per node that receives a gradient
+            node = heappop(heap)[1]
+            inputs = node.inputs
+            if inputs is None:
+                raise _freed_error(node)
+            gy = pending.pop(node)
+            if node._hooks or node._retain is not None or node in capture_nodes:
+                gy = _output_gradient_seen(node, gy, create_graph, capture_nodes, captured)
+            if type(gy.data) is _HOST_ARRAY and not _anomaly_enabled:
+                grads = node.backward(gy)  # the common case
+            else:
+                with backend.device_scope(gy.data):  # raw xp work in rules: gy's device
+                    grads = _call_backward(node, gy)
+            if type(grads) is not tuple:
+                grads = (grads,)
+            if len(grads) != len(inputs):
+                raise RuntimeError(f"backward of '{node.name}' returned {len(grads)} "
+                                   f"gradients for {len(inputs)} inputs")
             for t, gx in zip(inputs, grads):
-                if not t.requires_grad:
+                if gx is None or not t.requires_grad:
                     continue
-                if gx is not None:
-                    gd, td = gx.data, t.data
-                    if gd.shape != td.shape:
-                        _bad_gradient(node, inputs, t, gx)
-                    if gd.dtype is not td.dtype and gd.dtype != td.dtype:
-                        gx = gx.to(dtype=td.dtype)  # mixed precision: a gradient has its input's dtype
-                    if _anomaly_enabled:
-                        _check_finite(gx.data, f"backward of op '{node.name}' returned NaN or "
-                                      f"Inf for input {inputs.index(t)}; the op was created at "
-                                      f"{getattr(node, 'created_at', '<unknown>')}")
+                gd, td = gx.data, t.data
+                if gd.shape != td.shape:
+                    _bad_gradient(node, inputs, t, gx)
+                if gd.dtype is not td.dtype and gd.dtype != td.dtype:
+                    gx = gx.to(dtype=td.dtype)  # mixed precision: a gradient has its input's dtype
+                if _anomaly_enabled:
+                    _check_finite(gx.data, f"backward of op '{node.name}' returned NaN or "
+                                  f"Inf for input {inputs.index(t)}; the op was created at "
+                                  f"{getattr(node, 'created_at', '<unknown>')}")
                 child = t.grad_fn
-                if child is None:
-                    if gx is not None:
-                        add_to_leaf(t, gx)
-                    continue
-                if gx is not None:
-                    pending[child] = pending[child] + gx if child in pending else gx
-                count = deps[child] - 1
-                deps[child] = count
-                if count == 0:
-                    ready.append(child)
+                if child is None:  # a leaf
+                    entry = leaf_grads.get(id(t))
+                    if entry is None:
+                        leaf_grads[id(t)] = [t, gx]
+                    else:
+                        entry[1] = entry[1] + gx
+                elif child in pending:
+                    pending[child] = pending[child] + gx
+                else:
+                    pending[child] = gx
+                    heappush(heap, (-child._seq, child))
             if not retain_graph:  # drop the inputs and saved arrays: the graph frees as it goes
                 node.inputs = node.saved = node._output = None
 
         # leaves: hooks see the summed gradient, then it is accumulated or captured
         for leaf, g in leaf_grads.values():
-            for hook in leaf._hooks or ():
-                g = _check_hook_result(hook(g), g, "a leaf tensor")
+            if leaf._hooks:
+                for hook in leaf._hooks:
+                    g = _check_hook_result(hook(g), g, "a leaf tensor")
             if capture is not None:
                 captured[id(leaf)] = g
             elif leaf.grad is None:
@@ -404,6 +386,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
             else:
                 with backend.device_scope(g.data):
                     leaf.grad = leaf.grad + g if create_graph else Tensor._make(leaf.grad.data + g.data, None)
+    finally:
+        _grad_enabled = outer
 
     if capture is None:
         return None

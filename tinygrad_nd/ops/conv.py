@@ -99,8 +99,8 @@ def _weight_blocks(w, groups):
 def _grouped_matmul(xp, a, b, out=None):
     """``a (groups, m, k) @ b (groups, k, n)`` per group -> ``(groups * m, n)``, into ``out``
     when given (a 2-d array, row-strided views allowed: BLAS takes a leading dimension)."""
-    if a.shape[0] == 1:
-        return xp.matmul(a[0], b[0], out=out)  # a plain 2-d GEMM
+    if a.shape[0] == 1:  # a plain 2-d GEMM (``dot`` has a third of matmul's call overhead)
+        return a[0].dot(b[0]) if out is None else xp.matmul(a[0], b[0], out=out)
     blocks = None if out is None else out.reshape(a.shape[0], -1, out.shape[-1])  # a view
     y = xp.matmul(a, b, out=blocks)  # (groups, m, n)
     return y.reshape(-1, y.shape[-1])  # (groups*m, n)

@@ -5,6 +5,7 @@ Composites built on them: sum_to (un-broadcasting), mean, var, min, softmax, log
 from __future__ import annotations
 
 import builtins
+import math
 from collections import namedtuple
 
 from .. import backend
@@ -94,6 +95,8 @@ def sum_to(x: Tensor, shape) -> Tensor:
     shape = tuple(shape)
     if x.shape == shape:
         return x
+    if math.prod(x.shape) == math.prod(shape):  # the summed axes all have size 1 (a batch of one)
+        return S.reshape(x, *shape)
     lead = x.ndim - len(shape)
     kept = tuple(i + lead for i, s in enumerate(shape) if s == 1 and x.shape[i + lead] != 1)
     if not kept:  # only leading axes to drop: one sum gives the shape
