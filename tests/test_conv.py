@@ -350,7 +350,7 @@ def test_small_route_matches_the_chunked_route(config, dtype, device, monkeypatc
         return [y.numpy(), gx.numpy()] + [t.grad.numpy() for t in ts if t is not None]
 
     x_shape, _ = _batched_shapes(config)
-    out = F._conv_params(config[0], x_shape, w_shape, kwargs.get("stride", 1),
+    _, out = F._conv_params(config[0], x_shape, w_shape, kwargs.get("stride", 1),
                          kwargs.get("padding", 0), kwargs.get("dilation", 1),
                          kwargs.get("groups", 1))
     out = im.conv_out_spatial(x_shape[2:], w_shape[2:], out["stride"], out["padding"],

@@ -76,14 +76,19 @@ def _unbatched(shape, n: int, op: str, what: str) -> bool:
 
 
 def _conv_params(op, x_shape, w_shape, stride, padding, dilation, groups):
-    """The primitive's static parameters, checked against the shapes (errors named ``op``)."""
+    """``(unbatched, params)``: whether the input lacks the batch axis, and the primitive's
+    static parameters checked against the shapes (errors named ``op``)."""
     n, kernel = len(w_shape) - 2, w_shape[2:]
+    if n < 1:
+        raise ValueError(f"{op}: weight must be (C_out, C_in / groups, *kernel) with at least "
+                         f"one spatial dim, got shape {w_shape}")
+    unbatched = _unbatched(x_shape, n, op, f"a weight of shape {w_shape}")
     stride = _ntuple(stride, n, "stride", op)
     dilation = _ntuple(dilation, n, "dilation", op)
     params = conv_static(op, stride, _conv_padding(padding, kernel, stride, dilation, op),
                          dilation, groups)
-    check_conv_shapes(op, x_shape, w_shape, **params)
-    return params
+    check_conv_shapes(op, (1,) + x_shape if unbatched else x_shape, w_shape, **params)
+    return unbatched, params
 
 
 # pure in hashable arguments; typed, so that True never hits the entry of 1 (bools are refused)
@@ -91,16 +96,13 @@ _conv_params_cached = functools.lru_cache(maxsize=256, typed=True)(_conv_params)
 
 
 def _conv(op, input, weight, bias, stride, padding, dilation, groups):
-    n = weight.ndim - 2
-    if n < 1:
-        raise ValueError(f"{op}: weight must be (C_out, C_in / groups, *kernel) with at least "
-                         f"one spatial dim, got shape {weight.shape}")
-    unbatched = _unbatched(input.shape, n, op, f"a weight of shape {weight.shape}")
-    x = input.unsqueeze(0) if unbatched else input
     try:  # the same arguments every step: one cached lookup (the dict is never modified)
-        params = _conv_params_cached(op, x.shape, weight.shape, stride, padding, dilation, groups)
+        unbatched, params = _conv_params_cached(op, input.shape, weight.shape, stride, padding,
+                                                dilation, groups)
     except TypeError:  # a list argument (unhashable)
-        params = _conv_params(op, x.shape, weight.shape, stride, padding, dilation, groups)
+        unbatched, params = _conv_params(op, input.shape, weight.shape, stride, padding,
+                                         dilation, groups)
+    x = input.unsqueeze(0) if unbatched else input
     if x.dtype != weight.dtype:
         raise TypeError(f"{op}: input ({x.dtype}) and weight ({weight.dtype}) dtypes differ; "
                         "convert one with .to(dtype=...)")

@@ -554,7 +554,7 @@ def avg_pool_divisor(xp, spatial, kernel, stride, padding, out_spatial, count_in
 # gathered elements, one fancy-indexing gather through a cached index array replaces each loop;
 # larger inputs keep the strided loops, which move each element several times faster. Measured
 # crossovers (one thread): max pooling 2x2 about 5000 elements, a conv forward about 60000
-# columns; the limits stay below them (and bound the cached index arrays: 128 KiB at most).
+# columns; the limits stay below them (and bound the cached index arrays: 256 KiB at most per geometry).
 SMALL_ELEMENTS = 4096  # max pooling: windows' elements
 SMALL_COLUMNS = 16384  # convolution: entries of the column matrix
 
@@ -591,7 +591,7 @@ def _window_index(xp, device, shape, kernel, stride, dilation, out_spatial):
     """``index (batch, C, prod(out), prod(kernel))``: the flat position in an array of ``shape
     (batch, C, *spatial)`` of every window element (offsets in row-major order), and ``base
     (batch * C * prod(out),)``, ``arange * prod(kernel)``, the start of each window's row;
-    ``ranks (prod(kernel),)``, ``1 + offset``.
+    ``ranks (batch * C * prod(out), prod(kernel))``, ``1 + offset`` in every row.
     Built with ``xp`` on ``device`` (cached per device; never written to)."""
     n = len(kernel)
     steps = _row_major_steps(shape)
@@ -607,7 +607,9 @@ def _window_index(xp, device, shape, kernel, stride, dilation, out_spatial):
         size, count = math.prod(out_spatial), math.prod(kernel)
         index = index.reshape(shape[0], shape[1], size, count)  # (batch, C, out, K)
         base = xp.arange(shape[0] * shape[1] * size, dtype=xp.int64) * count  # (batch*C*out,)
-        ranks = xp.arange(1, count + 1, dtype=xp.int64)  # (K,): 1 + each offset
+        # (batch*C*out, K): 1 + each offset, repeated per window (a same-shape multiply costs
+        # a third of a broadcasting one on a few elements)
+        ranks = xp.tile(xp.arange(1, count + 1, dtype=xp.int64), (base.size, 1))
     return index, base, ranks
 
 
@@ -626,39 +628,39 @@ def _column_index(xp, device, shape, kernel, stride, dilation, out_spatial):
 
 
 def im2col_small(xp, x, kernel, stride, padding, dilation, out_spatial):
-    """``im2col`` by one gather (for ``is_small`` inputs): the same result, the same layout."""
-    batch, channels, *spatial = x.shape
+    """``im2col`` by one gather (for ``is_small`` inputs): the same result, the same layout.
+    The geometry arguments are tuples (the index array is cached on them)."""
     if _padded(padding):
+        batch, channels, *spatial = x.shape
         source = xp.zeros((batch, channels, *padded_spatial(spatial, padding)), dtype=x.dtype)
         source[_ALL2 + tuple(slice(lo, lo + n) for n, (lo, _) in zip(spatial, padding))] = x
     else:
         source = x
-    index = _column_index(xp, backend.device_of(x), source.shape, tuple(kernel), tuple(stride),
-                          tuple(dilation), tuple(out_spatial))
+    index = _column_index(xp, backend.device_of(x), source.shape, kernel, stride, dilation,
+                          out_spatial)
     return source.reshape(-1)[index]  # (C*K, batch*out)
 
 
 def max_pool_small(xp, x, kernel, stride, dilation, out_spatial):
     """``max_pool`` by one gather, for ``is_small`` inputs whose windows lie inside the input
-    (``windows_inside``): the same values and ``argk``, bit for bit.
+    (``windows_inside``): the same values and ``argk``, bit for bit. The geometry arguments
+    are tuples (the index arrays are cached on them).
 
     ``argmax`` gives the first maximum (the tie rule); a window holding NaN takes its last NaN
     instead (PyTorch's CPU rule): the NaN with the largest ``1 + offset``; numpy's and CuPy's
     ``argmax`` both pick a window's first NaN, which is never after its last. The value is
     then gathered at the chosen element, so signed zeros come out as the loops give them.
     """
-    batch, channels = x.shape[:2]
     count = math.prod(kernel)
     index, base, ranks = _window_index(xp, backend.device_of(x), x.shape, kernel, stride,
                                        dilation, out_spatial)
-    flat = x.reshape(-1)
-    windows = flat[index.reshape(-1, count)]  # (batch*C*out, K)
+    windows = x.reshape(-1)[index.reshape(-1, count)]  # (batch*C*out, K)
     argk = windows.argmax(-1)  # (batch*C*out,)
-    if xp.dtype(x.dtype).kind == "f":
+    if windows.dtype.kind == "f":
         last = (xp.isnan(windows) * ranks).argmax(-1)  # the last NaN's offset, 0 if none
         argk = xp.maximum(argk, last)  # argmax picked the first NaN, if any (never later)
+    shape = x.shape[:2] + out_spatial  # (batch, C, *out)
     best = windows.reshape(-1)[argk + base]
-    shape = (batch, channels, *out_spatial)
     return best.reshape(shape), argk.astype(_offset_dtype(xp, count)).reshape(shape)
 
 

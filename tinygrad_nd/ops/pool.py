@@ -71,6 +71,15 @@ def check_pool_shape(op, x_shape, kernel_size, stride, padding, dilation, ceil_m
     return out
 
 
+@functools.lru_cache(maxsize=512)
+def _max_pool_route(op, x_shape, kernel_size, stride, padding, dilation, ceil_mode, limit):
+    """``(out_spatial, small)``: ``check_pool_shape``, and whether ``im.max_pool_small`` applies
+    (``im.pool_plan`` with ``limit``, ``im.SMALL_ELEMENTS``)."""
+    out = check_pool_shape(op, x_shape, kernel_size, stride, padding, dilation, ceil_mode)
+    return out, im.pool_plan(x_shape, kernel_size, stride, padding, dilation, ceil_mode,
+                             limit)[1]
+
+
 def _node_params(op, kernel_size, stride, padding, dilation, shape, flags):
     """The checked static parameters of a pooling node, as ``(name, value)`` pairs."""
     ones = (1,) * len(tuple(kernel_size))
@@ -110,11 +119,15 @@ class MaxPoolNd(_PoolFunction):
     ties go to the first maximal element in row-major window order; NaN wins (the last NaN)."""
 
     def forward(self, xp, x):
-        check_pool_shape(self.name, x.shape, self.kernel_size, self.stride, self.padding,
-                         self.dilation, self.ceil_mode)
-        y, argk = im.max_pool(xp, x, self.kernel_size, self.stride, self.padding,
-                              self.dilation, self.ceil_mode)
-        self.save_for_backward(argk)
+        out, small = _max_pool_route(self.name, x.shape, self.kernel_size, self.stride,
+                                     self.padding, self.dilation, self.ceil_mode,
+                                     im.SMALL_ELEMENTS)
+        if small:  # one gather (per-example sizes, where each call counts)
+            y, argk = im.max_pool_small(xp, x, self.kernel_size, self.stride, self.dilation, out)
+        else:
+            y, argk = im.max_pool(xp, x, self.kernel_size, self.stride, self.padding,
+                                  self.dilation, self.ceil_mode)
+        self.saved = (argk,)
         return y
 
     def backward(self, gy):
