@@ -163,6 +163,16 @@ class Function:
         return object.__new__(cls)._run(inputs)  # no parameters: nothing for __init__ to do
 
     @classmethod
+    def apply_checked(cls, params: dict, *inputs: Tensor) -> Tensor:
+        """``apply`` with ``params`` already checked and frozen by this op's family: a wrapper's
+        cached argument check, or, in a backward rule, the node's own checked parameters.
+        Skips ``__init__``; ``params`` becomes the node's, shared and never modified."""
+        fn = object.__new__(cls)
+        fn.params = params
+        fn.__dict__.update(params)
+        return fn._run(inputs)
+
+    @classmethod
     def apply_with_node(cls, *inputs: Tensor, **params):
         """``apply`` that also returns the Function object, for wrappers that read what its
         forward computed besides the result (the indices of a max along a dim, say)."""

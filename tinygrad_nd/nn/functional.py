@@ -25,6 +25,9 @@ softmax = R.softmax
 log_softmax = R.log_softmax
 
 
+_TRANSPOSE_Y = {"transpose_y": True}  # linear's MatMul parameters (shared, never modified)
+
+
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``input @ weight.T + bias`` for input ``(*, in_features)`` and weight ``(out_features, in_features)``.
 
@@ -42,7 +45,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
                          f"{weight.shape[1]} (weight shape {weight.shape})")
     if bias is not None and input.ndim >= 2 and bias.shape == weight.shape[:1] \
             and input.dtype == weight.dtype == bias.dtype:  # the usual case: one node (addmm)
-        return MatMul.apply(input, weight, bias, transpose_y=True)
+        return MatMul.apply_checked(_TRANSPOSE_Y, input, weight, bias)
     y = matmul(input, weight, transpose_y=True)  # input @ weight^T, no transpose node
     return y if bias is None else y + bias
 

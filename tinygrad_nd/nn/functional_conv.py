@@ -107,14 +107,14 @@ def _conv(op, input, weight, bias, stride, padding, dilation, groups):
         raise TypeError(f"{op}: input ({x.dtype}) and weight ({weight.dtype}) dtypes differ; "
                         "convert one with .to(dtype=...)")
     if bias is None:
-        y = ConvNd.apply(x, weight, **params)
+        y = ConvNd.apply_checked(params, x, weight)
     else:
         if bias.shape != (weight.shape[0],):
             raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},), got {bias.shape}")
         if bias.dtype != weight.dtype:
             raise TypeError(f"{op}: bias ({bias.dtype}) and weight ({weight.dtype}) dtypes "
                             "differ; convert one with .to(dtype=...)")
-        y = ConvNd.apply(x, weight, bias, **params)  # the bias add runs inside the primitive
+        y = ConvNd.apply_checked(params, x, weight, bias)  # the bias add runs inside the primitive
     return y.squeeze(0) if unbatched else y
 
 
@@ -216,9 +216,11 @@ def _pool_args(shape, kernel_size, stride, padding, dilation, n, op):
 
 
 def _max_pool_args(op, n, shape, kernel_size, stride, padding, dilation, ceil_mode):
-    """``_pool_args`` checked against the (batched) input shape."""
+    """``_pool_args`` checked against the (batched) input shape, with ``ceil_mode``: the
+    parameters of a ``MaxPoolNd`` node."""
     unbatched, params = _pool_args(shape, kernel_size, stride, padding, dilation, n, op)
-    check_pool_shape(op, (1,) + shape if unbatched else shape, ceil_mode=ceil_mode, **params)
+    params["ceil_mode"] = bool(ceil_mode)
+    check_pool_shape(op, (1,) + shape if unbatched else shape, **params)
     return unbatched, params
 
 
@@ -233,12 +235,12 @@ def _max_pool(op, n, input, kernel_size, stride, padding, dilation, ceil_mode, r
         unbatched, params = _max_pool_args(op, n, input.shape, kernel_size, stride, padding,
                                            dilation, ceil_mode)
     x = input.unsqueeze(0) if unbatched else input
-    y = MaxPoolNd.apply(x, ceil_mode=ceil_mode, **params)
+    y = MaxPoolNd.apply_checked(params, x)  # params: cached, never modified
     if unbatched:
         y = y.squeeze(0)
     if not return_indices:
         return y
-    indices = max_pool_nd_indices(x, ceil_mode=ceil_mode, **params)  # a second pass
+    indices = max_pool_nd_indices(x, **params)  # a second pass
     return y, indices.squeeze(0) if unbatched else indices
 
 

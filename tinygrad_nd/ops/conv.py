@@ -170,8 +170,15 @@ class _ConvFunction(Function):
                       self.groups, im.SMALL_COLUMNS)
 
     def conv_params(self):
+        """The checked parameters of a ``ConvNd`` node with this node's geometry."""
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
                     groups=self.groups)
+
+    def grad_params(self, name, shape):
+        """The checked parameters of a gradient node: ``name`` (``input_shape`` or
+        ``weight_shape``) is ``shape``, a Tensor's shape (a tuple of ints)."""
+        return {name: shape, "stride": self.stride, "padding": self.padding,
+                "dilation": self.dilation, "groups": self.groups}
 
 
 @register("conv_nd")
@@ -223,9 +230,9 @@ class ConvNd(_ConvFunction):
 
     def backward(self, gy):
         x, w = self.inputs[:2]
-        gx = ConvNdInputGrad.apply(gy, w, input_shape=x.shape, **self.conv_params()) \
+        gx = ConvNdInputGrad.apply_checked(self.grad_params("input_shape", x.shape), gy, w) \
             if self.needs_grad[0] else None
-        gw = ConvNdWeightGrad.apply(x, gy, weight_shape=w.shape, **self.conv_params()) \
+        gw = ConvNdWeightGrad.apply_checked(self.grad_params("weight_shape", w.shape), x, gy) \
             if self.needs_grad[1] else None
         if len(self.inputs) == 2:
             return gx, gw
@@ -268,8 +275,8 @@ class ConvNdInputGrad(_ConvFunction):
 
     def backward(self, ggx):
         gy, w = self.inputs
-        g_gy = ConvNd.apply(ggx, w, **self.conv_params()) if self.needs_grad[0] else None
-        g_w = ConvNdWeightGrad.apply(ggx, gy, weight_shape=w.shape, **self.conv_params()) \
+        g_gy = ConvNd.apply_checked(self.conv_params(), ggx, w) if self.needs_grad[0] else None
+        g_w = ConvNdWeightGrad.apply_checked(self.grad_params("weight_shape", w.shape), ggx, gy) \
             if self.needs_grad[1] else None
         return g_gy, g_w
 
@@ -320,7 +327,7 @@ class ConvNdWeightGrad(_ConvFunction):
 
     def backward(self, ggw):
         x, gy = self.inputs
-        g_x = ConvNdInputGrad.apply(gy, ggw, input_shape=x.shape, **self.conv_params()) \
+        g_x = ConvNdInputGrad.apply_checked(self.grad_params("input_shape", x.shape), gy, ggw) \
             if self.needs_grad[0] else None
-        g_gy = ConvNd.apply(x, ggw, **self.conv_params()) if self.needs_grad[1] else None
+        g_gy = ConvNd.apply_checked(self.conv_params(), x, ggw) if self.needs_grad[1] else None
         return g_x, g_gy

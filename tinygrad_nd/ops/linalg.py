@@ -9,6 +9,12 @@ from .reduce import sum_to
 from .registry import register
 
 
+# a node's parameters for each (transpose_x, transpose_y): only the set flags (the defaults are
+# class attributes), shared by the nodes and never modified
+_FLAGS = {(tx, ty): {name: True for name, on in (("transpose_x", tx), ("transpose_y", ty)) if on}
+          for tx in (False, True) for ty in (False, True)}
+
+
 def _t(a, flag):
     """``a`` with its last two axes swapped when ``flag`` (a view, no copy)."""
     return a.swapaxes(-1, -2) if flag else a
@@ -40,12 +46,12 @@ class MatMul(Function):
         tx, ty = self.transpose_x, self.transpose_y
         gx = gy = None
         if self.needs_grad[0]:  # d op(x) = gz @ op(y)^T; if tx, dx = (gz @ op(y)^T)^T = op(y) @ gz^T
-            gx = MatMul.apply(y, gz, transpose_x=ty, transpose_y=True) if tx else \
-                MatMul.apply(gz, y, transpose_y=not ty)
+            gx = MatMul.apply_checked(_FLAGS[ty, True], y, gz) if tx else \
+                MatMul.apply_checked(_FLAGS[False, not ty], gz, y)
             gx = sum_to(gx, x.shape)
         if self.needs_grad[1]:  # d op(y) = op(x)^T @ gz; if ty, dy = gz^T @ op(x)
-            gy = MatMul.apply(gz, x, transpose_x=True, transpose_y=tx) if ty else \
-                MatMul.apply(x, gz, transpose_x=not tx)
+            gy = MatMul.apply_checked(_FLAGS[True, tx], gz, x) if ty else \
+                MatMul.apply_checked(_FLAGS[not tx, False], x, gz)
             gy = sum_to(gy, y.shape)
         if len(self.inputs) == 2:
             return gx, gy
@@ -90,7 +96,7 @@ def matmul(x, y, *, transpose_y: bool = False) -> Tensor:
         raise ValueError(f"matmul: shapes {x.shape} and {shown} do not match: the inner "
                          f"dimensions are {x2.shape[-1]} and {inner}")
     backend.broadcast_shape("matmul (batch dimensions)", x2.shape[:-2], y2.shape[:-2])
-    z = MatMul.apply(x2, y2, transpose_y=transpose_y)
+    z = MatMul.apply_checked(_FLAGS[False, bool(transpose_y)], x2, y2)
     if y.ndim == 1:
         z = S.squeeze(z, -1)
     if x.ndim == 1:

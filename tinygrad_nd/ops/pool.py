@@ -133,11 +133,12 @@ class MaxPoolNd(_PoolFunction):
     def backward(self, gy):
         (x,) = self.inputs
         argk = Tensor._make(self.saved[0], None)
-        return MaxPoolNdScatter.apply(gy, argk, shape=x.shape, **self.window_params())
+        return MaxPoolNdScatter.apply_checked(self.window_params(shape=x.shape), gy, argk)
 
-    def window_params(self):
+    def window_params(self, **shape):
+        """The checked parameters of a scatter (with ``shape=``) or gather node."""
         return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
-                    dilation=self.dilation)
+                    dilation=self.dilation, **shape)
 
 
 @register("max_pool_nd_scatter")
@@ -151,7 +152,7 @@ class MaxPoolNdScatter(_PoolFunction):
 
     def backward(self, ggx):
         _, argk = self.inputs
-        g_gy = MaxPoolNdGather.apply(ggx, argk, **self.window_params()) \
+        g_gy = MaxPoolNdGather.apply_checked(self.window_params(), ggx, argk) \
             if self.needs_grad[0] else None
         return g_gy, None
 
@@ -168,7 +169,7 @@ class MaxPoolNdGather(_PoolFunction):
 
     def backward(self, gy):
         z, argk = self.inputs
-        g_z = MaxPoolNdScatter.apply(gy, argk, shape=z.shape, **self.window_params()) \
+        g_z = MaxPoolNdScatter.apply_checked(self.window_params(shape=z.shape), gy, argk) \
             if self.needs_grad[0] else None
         return g_z, None
 
