@@ -180,17 +180,23 @@ class Function:
         return fn._run(inputs), fn
 
     def _run(self, inputs):
-        # Hot path (every op of every step): one and two inputs are unpacked by hand, which
+        # Hot path (every op of every step): up to three inputs are unpacked by hand, which
         # saves a list per call; the common case, host arrays only, is checked inline.
         global _sequence
-        fn, cls = self, type(self)
-        if len(inputs) == 1:
+        fn, n = self, len(inputs)
+        if n == 1:
             x = inputs[0].data
             y = fn.forward(_HOST_MODULE, x) if type(x) is _HOST_ARRAY else fn._forward_on_device(inputs)
-        elif len(inputs) == 2:
+        elif n == 2:
             x, w = inputs[0].data, inputs[1].data
             if type(x) is _HOST_ARRAY and type(w) is _HOST_ARRAY:
                 y = fn.forward(_HOST_MODULE, x, w)
+            else:
+                y = fn._forward_on_device(inputs)
+        elif n == 3:
+            x, w, b = inputs[0].data, inputs[1].data, inputs[2].data
+            if type(x) is _HOST_ARRAY and type(w) is _HOST_ARRAY and type(b) is _HOST_ARRAY:
+                y = fn.forward(_HOST_MODULE, x, w, b)
             else:
                 y = fn._forward_on_device(inputs)
         else:
@@ -210,11 +216,12 @@ class Function:
         out.grad_fn = None
         out.requires_grad = False
         if _grad_enabled:
-            if len(inputs) == 1:
+            if n == 1:
                 needs_grad = _ONE_INPUT_NEEDS_GRAD if inputs[0].requires_grad else None
             else:
-                needs_grad = ((inputs[0].requires_grad, inputs[1].requires_grad) if len(inputs) == 2
-                              else tuple([t.requires_grad for t in inputs]))
+                needs_grad = (inputs[0].requires_grad, inputs[1].requires_grad) if n == 2 else \
+                    (inputs[0].requires_grad, inputs[1].requires_grad, inputs[2].requires_grad) \
+                    if n == 3 else tuple([t.requires_grad for t in inputs])
                 if True not in needs_grad:
                     needs_grad = None
             if needs_grad is not None:
@@ -223,7 +230,7 @@ class Function:
                 fn.inputs = inputs
                 fn.needs_grad = needs_grad
                 fn.scope = _module_scope
-                if cls.uses_output:
+                if fn.uses_output:
                     fn._output = y
                 out.grad_fn = fn
                 out.requires_grad = True
@@ -392,7 +399,13 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
             if capture is not None:
                 captured[id(leaf)] = g
             elif leaf.grad is None:
-                leaf.grad = g if create_graph else Tensor._make(backend.writable(g.data), None)
+                if create_graph:
+                    leaf.grad = g
+                else:  # a copy only of a read-only or broadcast view: .grad may be changed in place
+                    data = g.data
+                    if type(data) is not _HOST_ARRAY or not data.flags.writeable:
+                        data = backend.writable(data)
+                    leaf.grad = Tensor._make(data, None)
             else:
                 with backend.device_scope(g.data):
                     leaf.grad = leaf.grad + g if create_graph else Tensor._make(leaf.grad.data + g.data, None)
@@ -443,9 +456,12 @@ def _root_gradients(outputs, grad_outputs):
                 raise RuntimeError(f"grad can be implicitly created only for a single-element "
                                    f"output; this output has shape {out.shape}: pass "
                                    f"gradient=... of that shape")
-            xp = backend.array_module(out.data)
-            with backend.device_scope(out.data):  # cupy's ones_like uses the current device
-                g = Tensor._make(xp.ones_like(out.data), None)
+            data = out.data
+            if type(data) is _HOST_ARRAY:
+                g = Tensor._make(_HOST_MODULE.ones(data.shape, data.dtype), None)
+            else:
+                with backend.device_scope(data):  # cupy's ones_like uses the current device
+                    g = Tensor._make(backend.array_module(data).ones_like(data), None)
         else:
             if not isinstance(g, Tensor):
                 g = Tensor(g, dtype=out.dtype, device=out.device)

@@ -28,6 +28,18 @@ class _OpFamilies:
 _ops = _OpFamilies()
 
 
+def _autograd():
+    """The ``autograd`` module, which imports this one (so it is imported on first use)."""
+    global _autograd_module
+    if _autograd_module is None:
+        from . import autograd
+        _autograd_module = autograd
+    return _autograd_module
+
+
+_autograd_module = None
+
+
 class Tensor:
     """An n-dimensional array that records the ops applied to it.
 
@@ -195,9 +207,7 @@ class Tensor:
         A single-element tensor needs no ``gradient``; any other needs one of its shape.
         ``retain_graph`` defaults to ``create_graph``.
         """
-        from . import autograd  # autograd imports Tensor: imported here to break the cycle
-
-        autograd.backward(self, gradient, retain_graph, create_graph)
+        _autograd().backward(self, gradient, retain_graph, create_graph)
 
     def __repr__(self):
         """PyTorch's layout: 4 decimals, the dtype only when it is not a default one."""

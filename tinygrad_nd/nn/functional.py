@@ -50,6 +50,9 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return y if bias is None else y + bias
 
 
+_REDUCTION = {name: {"reduction": name} for name in ("mean", "sum")}  # MseLoss parameters (shared)
+
+
 def _check_reduction(reduction: str, op: str):
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
@@ -89,7 +92,7 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     if input.dtype != target.dtype:  # as PyTorch: the wider float type
         dtype = backend.result_dtype(input.dtype, target.dtype)
         input, target = input.to(dtype=dtype), target.to(dtype=dtype)
-    return MseLoss.apply(input, target, reduction=reduction)  # one node, its backward one more
+    return MseLoss.apply_checked(_REDUCTION[reduction], input, target)  # one node, its backward one more
 
 
 def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:

@@ -15,11 +15,6 @@ _FLAGS = {(tx, ty): {name: True for name, on in (("transpose_x", tx), ("transpos
           for tx in (False, True) for ty in (False, True)}
 
 
-def _t(a, flag):
-    """``a`` with its last two axes swapped when ``flag`` (a view, no copy)."""
-    return a.swapaxes(-1, -2) if flag else a
-
-
 @register("matmul")
 class MatMul(Function):
     """z = op(x) @ op(y) for op(x) (..., n, k) and op(y) (..., k, m), batch axes broadcast, where
@@ -33,7 +28,10 @@ class MatMul(Function):
     transpose_x = transpose_y = False  # the defaults; set flags are node parameters (shown)
 
     def forward(self, xp, x, y, b=None):
-        x, y = _t(x, self.transpose_x), _t(y, self.transpose_y)
+        if self.transpose_x:
+            x = x.swapaxes(-1, -2)  # a view: BLAS reads it transposed
+        if self.transpose_y:
+            y = y.swapaxes(-1, -2)
         # two matrices: ``dot`` is the same GEMM at a third of matmul's call overhead (0.5 vs
         # 1.2 us on tiny operands), which dominates per-example steps
         z = x.dot(y) if x.ndim == 2 == y.ndim else xp.matmul(x, y)
@@ -42,21 +40,25 @@ class MatMul(Function):
         return z
 
     def backward(self, gz):
-        x, y = self.inputs[:2]
+        inputs, needs_grad = self.inputs, self.needs_grad
+        x, y = inputs[0], inputs[1]
         tx, ty = self.transpose_x, self.transpose_y
-        gx = gy = None
-        if self.needs_grad[0]:  # d op(x) = gz @ op(y)^T; if tx, dx = (gz @ op(y)^T)^T = op(y) @ gz^T
+        gx = gy = gb = None
+        if needs_grad[0]:  # d op(x) = gz @ op(y)^T; if tx, dx = (gz @ op(y)^T)^T = op(y) @ gz^T
             gx = MatMul.apply_checked(_FLAGS[ty, True], y, gz) if tx else \
                 MatMul.apply_checked(_FLAGS[False, not ty], gz, y)
-            gx = sum_to(gx, x.shape)
-        if self.needs_grad[1]:  # d op(y) = op(x)^T @ gz; if ty, dy = gz^T @ op(x)
+            if gx.data.shape != x.data.shape:  # x was broadcast over batch axes
+                gx = sum_to(gx, x.shape)
+        if needs_grad[1]:  # d op(y) = op(x)^T @ gz; if ty, dy = gz^T @ op(x)
             gy = MatMul.apply_checked(_FLAGS[True, tx], gz, x) if ty else \
                 MatMul.apply_checked(_FLAGS[not tx, False], x, gz)
-            gy = sum_to(gy, y.shape)
-        if len(self.inputs) == 2:
+            if gy.data.shape != y.data.shape:
+                gy = sum_to(gy, y.shape)
+        if len(inputs) == 2:
             return gx, gy
-        b = self.inputs[2]
-        return gx, gy, sum_to(gz, b.shape) if self.needs_grad[2] else None
+        if needs_grad[2]:
+            gb = sum_to(gz, inputs[2].shape)  # b broadcast over z's rows
+        return gx, gy, gb
 
 
 def matmul(x, y, *, transpose_y: bool = False) -> Tensor:

@@ -33,7 +33,7 @@ class MseLoss(Function):
 
     def backward(self, g):
         x, t = self.inputs
-        gx = MseLossBackward.apply(g, x, t, reduction=self.reduction)
+        gx = MseLossBackward.apply_checked(self.params, g, x, t)  # the same reduction
         return gx if self.needs_grad[0] else None, -gx if self.needs_grad[1] else None
 
 

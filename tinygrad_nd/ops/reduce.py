@@ -30,8 +30,8 @@ class Sum(Function):
         if not self.keepdim and self.dim != tuple(range(len(self.dim))):
             # restore the summed axes as size 1 (not needed when they lead: broadcasting adds them)
             kept = tuple(1 if i in self.dim else s for i, s in enumerate(self.x_shape))
-            gy = S.Reshape.apply(gy, shape=kept)
-        return Expand.apply(gy, shape=self.x_shape)
+            gy = S.Reshape.apply_checked({"shape": kept}, gy)
+        return Expand.apply_checked({"shape": self.x_shape}, gy)
 
 
 @register("expand")
@@ -80,14 +80,14 @@ class Max(Function):
 def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """Sum over ``dim`` (int, tuple, or None for all axes)."""
     dims = S.normalize_dims(dim, x.ndim, "sum")
-    return Sum.apply(x, dim=dims, keepdim=keepdim)
+    return Sum.apply_checked({"dim": dims, "keepdim": bool(keepdim)}, x)
 
 
 def broadcast_to(x: Tensor, shape) -> Tensor:
     shape = tuple(shape)
     if shape == x.shape:
         return x
-    return Expand.apply(x, shape=shape)
+    return Expand.apply_checked({"shape": shape}, x)
 
 
 def sum_to(x: Tensor, shape) -> Tensor:
@@ -100,8 +100,8 @@ def sum_to(x: Tensor, shape) -> Tensor:
     lead = x.ndim - len(shape)
     kept = tuple(i + lead for i, s in enumerate(shape) if s == 1 and x.shape[i + lead] != 1)
     if not kept:  # only leading axes to drop: one sum gives the shape
-        return Sum.apply(x, dim=tuple(range(lead)), keepdim=False)
-    y = Sum.apply(x, dim=tuple(range(lead)) + kept, keepdim=True)
+        return Sum.apply_checked({"dim": tuple(range(lead)), "keepdim": False}, x)
+    y = Sum.apply_checked({"dim": tuple(range(lead)) + kept, "keepdim": True}, x)
     return S.reshape(y, *shape)
 
 
@@ -113,7 +113,7 @@ def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     count = 1
     for d in dims:
         count *= x.shape[d]
-    return Sum.apply(x, dim=dims, keepdim=keepdim) / float(count)
+    return Sum.apply_checked({"dim": dims, "keepdim": bool(keepdim)}, x) / float(count)
 
 
 def var(x: Tensor, dim=None, keepdim: bool = False, correction: int = 1) -> Tensor:

@@ -40,7 +40,7 @@ class Reshape(Function):
         return x.reshape(self.shape)
 
     def backward(self, gy):
-        return Reshape.apply(gy, shape=self.x_shape)
+        return Reshape.apply_checked({"shape": self.x_shape}, gy)
 
 
 @register("permute")
@@ -145,7 +145,7 @@ def reshape(x: Tensor, *shape) -> Tensor:
                          f"into {shape}")
     if shape == x.data.shape:
         return x
-    return Reshape.apply(x, shape=shape)
+    return Reshape.apply_checked({"shape": shape}, x)
 
 
 def permute(x: Tensor, *dims) -> Tensor:
