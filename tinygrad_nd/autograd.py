@@ -403,9 +403,10 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                     leaf.grad = g
                 else:  # a copy only of a read-only or broadcast view: .grad may be changed in place
                     data = g.data
-                    if type(data) is not _HOST_ARRAY or not data.flags.writeable:
-                        data = backend.writable(data)
-                    leaf.grad = Tensor._make(data, None)
+                    if type(data) is _HOST_ARRAY and data.flags.writeable and not g.requires_grad:
+                        leaf.grad = g  # a rule's result, recorded nowhere: no new Tensor needed
+                    else:
+                        leaf.grad = Tensor._make(backend.writable(data), None)
             else:
                 with backend.device_scope(g.data):
                     leaf.grad = leaf.grad + g if create_graph else Tensor._make(leaf.grad.data + g.data, None)

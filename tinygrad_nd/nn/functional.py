@@ -38,13 +38,14 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     >>> F.linear(tnd.ones(2, 3), tnd.ones(4, 3), tnd.zeros(4)).shape
     (2, 4)
     """
-    if weight.ndim != 2:
-        raise ValueError(f"linear: weight must be (out_features, in_features), got shape {weight.shape}")
-    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear: input of shape {input.shape} does not end in in_features = "
-                         f"{weight.shape[1]} (weight shape {weight.shape})")
-    if bias is not None and input.ndim >= 2 and bias.shape == weight.shape[:1] \
-            and input.dtype == weight.dtype == bias.dtype:  # the usual case: one node (addmm)
+    x, w = input.data, weight.data  # the arrays' metadata: read on every step, so read once
+    if w.ndim != 2:
+        raise ValueError(f"linear: weight must be (out_features, in_features), got shape {w.shape}")
+    if x.ndim == 0 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"linear: input of shape {x.shape} does not end in in_features = "
+                         f"{w.shape[1]} (weight shape {w.shape})")
+    if bias is not None and x.ndim >= 2 and bias.data.shape == w.shape[:1] \
+            and x.dtype == w.dtype == bias.data.dtype:  # the usual case: one node (addmm)
         return MatMul.apply_checked(_TRANSPOSE_Y, input, weight, bias)
     y = matmul(input, weight, transpose_y=True)  # input @ weight^T, no transpose node
     return y if bias is None else y + bias
@@ -80,16 +81,17 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """
     if not isinstance(target, Tensor):
         target = Tensor(target, dtype=input.dtype, device=input.device)
-    if input.shape != target.shape:
-        raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
+    x, t = input.data, target.data
+    if x.shape != t.shape:
+        raise ValueError(f"mse_loss: input shape {x.shape} and target shape {t.shape} differ")
     _check_reduction(reduction, "mse_loss")
     if reduction == "none":
         diff = input - target
         return diff * diff
-    if not (backend.is_float_dtype(input.dtype) and backend.is_float_dtype(target.dtype)):
-        raise TypeError(f"mse_loss: needs floating point input and target, got {input.dtype} "
-                        f"and {target.dtype}")
-    if input.dtype != target.dtype:  # as PyTorch: the wider float type
+    if x.dtype.kind != "f" or t.dtype.kind != "f":
+        raise TypeError(f"mse_loss: needs floating point input and target, got {x.dtype} "
+                        f"and {t.dtype}")
+    if x.dtype != t.dtype:  # as PyTorch: the wider float type
         dtype = backend.result_dtype(input.dtype, target.dtype)
         input, target = input.to(dtype=dtype), target.to(dtype=dtype)
     return MseLoss.apply_checked(_REDUCTION[reduction], input, target)  # one node, its backward one more

@@ -96,23 +96,25 @@ _conv_params_cached = functools.lru_cache(maxsize=256, typed=True)(_conv_params)
 
 
 def _conv(op, input, weight, bias, stride, padding, dilation, groups):
+    x_data, w_data = input.data, weight.data  # metadata read on every step: read once
     try:  # the same arguments every step: one cached lookup (the dict is never modified)
-        unbatched, params = _conv_params_cached(op, input.shape, weight.shape, stride, padding,
+        unbatched, params = _conv_params_cached(op, x_data.shape, w_data.shape, stride, padding,
                                                 dilation, groups)
     except TypeError:  # a list argument (unhashable)
-        unbatched, params = _conv_params(op, input.shape, weight.shape, stride, padding,
+        unbatched, params = _conv_params(op, x_data.shape, w_data.shape, stride, padding,
                                          dilation, groups)
-    x = input.unsqueeze(0) if unbatched else input
-    if x.dtype != weight.dtype:
-        raise TypeError(f"{op}: input ({x.dtype}) and weight ({weight.dtype}) dtypes differ; "
+    if x_data.dtype != w_data.dtype:
+        raise TypeError(f"{op}: input ({x_data.dtype}) and weight ({w_data.dtype}) dtypes differ; "
                         "convert one with .to(dtype=...)")
+    x = input.unsqueeze(0) if unbatched else input
     if bias is None:
         y = ConvNd.apply_checked(params, x, weight)
     else:
-        if bias.shape != (weight.shape[0],):
-            raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},), got {bias.shape}")
-        if bias.dtype != weight.dtype:
-            raise TypeError(f"{op}: bias ({bias.dtype}) and weight ({weight.dtype}) dtypes "
+        b_data = bias.data
+        if b_data.shape != w_data.shape[:1]:
+            raise ValueError(f"{op}: bias must have shape ({w_data.shape[0]},), got {b_data.shape}")
+        if b_data.dtype != w_data.dtype:
+            raise TypeError(f"{op}: bias ({b_data.dtype}) and weight ({w_data.dtype}) dtypes "
                             "differ; convert one with .to(dtype=...)")
         y = ConvNd.apply_checked(params, x, weight, bias)  # the bias add runs inside the primitive
     return y.squeeze(0) if unbatched else y
@@ -176,7 +178,7 @@ def _conv_checked(n):
 
     def conv(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
              dilation=1, groups: int = 1) -> Tensor:
-        if weight.ndim != n + 2:
+        if weight.data.ndim != n + 2:
             raise ValueError(f"{name}: weight must be (C_out, C_in / groups, *{n} kernel dims), "
                              f"got shape {weight.shape}")
         return _conv(name, input, weight, bias, stride, padding, dilation, groups)
@@ -229,7 +231,7 @@ _max_pool_args_cached = functools.lru_cache(maxsize=256, typed=True)(_max_pool_a
 
 def _max_pool(op, n, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     try:  # the same arguments every step: one cached lookup
-        unbatched, params = _max_pool_args_cached(op, n, input.shape, kernel_size, stride,
+        unbatched, params = _max_pool_args_cached(op, n, input.data.shape, kernel_size, stride,
                                                   padding, dilation, ceil_mode)
     except TypeError:  # a list argument (unhashable)
         unbatched, params = _max_pool_args(op, n, input.shape, kernel_size, stride, padding,

@@ -471,10 +471,10 @@ def window_scatter(xp, gy, argk, input_shape, kernel, stride, padding, dilation)
     -> ``(batch, C, *spatial)``."""
     input_shape, kernel, stride, padding, dilation = _tuples(input_shape, kernel, stride,
                                                             padding, dilation)
-    disjoint = _disjoint(kernel, stride, dilation)
-    if disjoint and _small_inside(input_shape, kernel, stride, padding, dilation, gy.shape[2:],
-                                  SMALL_ELEMENTS):
+    if scatter_is_small(input_shape, kernel, stride, padding, dilation, gy.shape[2:],
+                        SMALL_ELEMENTS):
         return window_scatter_small(xp, gy, argk, input_shape, kernel, stride, dilation)
+    disjoint = _disjoint(kernel, stride, dilation)
     gx = xp.zeros(input_shape, dtype=gy.dtype)
     gx_bits = _bits(xp, gx)
     for k, in_slices, out_slices in window_boxes(input_shape[2:], kernel, stride, padding,
@@ -664,10 +664,19 @@ def max_pool_small(xp, x, kernel, stride, dilation, out_spatial):
     return best.reshape(shape), argk.astype(_offset_dtype(xp, count)).reshape(shape)
 
 
+@functools.lru_cache(maxsize=256)
+def scatter_is_small(input_shape, kernel, stride, padding, dilation, out_spatial, limit):
+    """Whether ``window_scatter_small`` applies: disjoint windows, all inside the input, and
+    few enough elements (``limit``, ``SMALL_ELEMENTS``)."""
+    return _disjoint(kernel, stride, dilation) and _small_inside(
+        input_shape, kernel, stride, padding, dilation, out_spatial, limit)
+
+
 def chosen_positions(xp, argk, shape, kernel, stride, dilation):
     """Flat position in an array of ``shape`` of every window's chosen element, for windows
-    inside the input (``windows_inside``): ``(batch * C * prod(out),)`` int64."""
-    index, base, _ = _window_index(xp, backend.device_of(argk), tuple(shape), kernel, stride,
+    inside the input (``windows_inside``): ``(batch * C * prod(out),)`` int64. The geometry
+    arguments are tuples."""
+    index, base, _ = _window_index(xp, backend.device_of(argk), shape, kernel, stride,
                                    dilation, argk.shape[2:])
     return index.reshape(-1)[argk.reshape(-1) + base]
 

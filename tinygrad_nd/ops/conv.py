@@ -23,6 +23,7 @@ import math
 from .. import backend
 from ..autograd import Function
 from . import _im2col as im
+from .reduce import Sum
 from .registry import register
 
 
@@ -236,7 +237,8 @@ class ConvNd(_ConvFunction):
             if self.needs_grad[1] else None
         if len(self.inputs) == 2:
             return gx, gw
-        gb = gy.sum(dim=(0, *range(2, gy.ndim))) if self.needs_grad[2] else None  # (C_out,)
+        gb = Sum.apply_checked({"dim": (0, *range(2, len(x.shape))), "keepdim": False}, gy) \
+            if self.needs_grad[2] else None  # (C_out,): gy summed over batch and space
         return gx, gw, gb
 
 

@@ -148,6 +148,10 @@ class MaxPoolNdScatter(_PoolFunction):
     VJP: g_gy = max_pool_nd_gather(ggx, argk); argk is an index, not differentiable."""
 
     def forward(self, xp, gy, argk):
+        if im.scatter_is_small(self.shape, self.kernel_size, self.stride, self.padding,
+                               self.dilation, argk.shape[2:], im.SMALL_ELEMENTS):
+            return im.window_scatter_small(xp, gy, argk, self.shape, self.kernel_size,
+                                           self.stride, self.dilation)  # one assignment
         return im.window_scatter(xp, gy, argk, self.shape, **self.window())
 
     def backward(self, ggx):
