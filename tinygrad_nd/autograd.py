@@ -459,7 +459,9 @@ def _root_gradients(outputs, grad_outputs):
                                    f"gradient=... of that shape")
             data = out.data
             if type(data) is _HOST_ARRAY:
-                g = Tensor._make(_HOST_MODULE.ones(data.shape, data.dtype), None)
+                ones = _HOST_MODULE.empty(data.shape, data.dtype)  # (numpy's ones() is Python)
+                ones.fill(1)
+                g = Tensor._make(ones, None)
             else:
                 with backend.device_scope(data):  # cupy's ones_like uses the current device
                     g = Tensor._make(backend.array_module(data).ones_like(data), None)

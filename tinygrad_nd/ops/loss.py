@@ -29,7 +29,7 @@ class MseLoss(Function):
 
     def forward(self, xp, x, t):
         d = (x - t).reshape(-1)
-        return xp.dot(d, d) * _scale(self.reduction, d.size)  # one BLAS dot: a 0-d result
+        return d.dot(d) * _scale(self.reduction, d.size)  # one BLAS dot (the method: no dispatcher)
 
     def backward(self, g):
         x, t = self.inputs
