@@ -326,15 +326,11 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     global _grad_enabled
     pending = {}  # node -> summed gradient of its output
     heap = []  # (-node._seq, node) of the nodes in pending: the newest node first
-    leaf_grads = {}  # id(leaf) -> [leaf, summed gradient], in first-reached order
+    leaf_grads = {}  # leaf -> summed gradient, in first-reached order (Tensors hash by identity)
     for r, g in zip(roots, root_grads):
         node = r.grad_fn
         if node is None:
-            entry = leaf_grads.get(id(r))
-            if entry is None:
-                leaf_grads[id(r)] = [r, g]
-            else:
-                entry[1] = entry[1] + g
+            leaf_grads[r] = leaf_grads[r] + g if r in leaf_grads else g
         elif node in pending:
             pending[node] = pending[node] + g
         else:
@@ -378,11 +374,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                                   f"{getattr(node, 'created_at', '<unknown>')}")
                 child = t.grad_fn
                 if child is None:  # a leaf
-                    entry = leaf_grads.get(id(t))
-                    if entry is None:
-                        leaf_grads[id(t)] = [t, gx]
-                    else:
-                        entry[1] = entry[1] + gx
+                    leaf_grads[t] = leaf_grads[t] + gx if t in leaf_grads else gx
                 elif child in pending:
                     pending[child] = pending[child] + gx
                 else:
@@ -392,7 +384,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 node.inputs = node.saved = node._output = None
 
         # leaves: hooks see the summed gradient, then it is accumulated or captured
-        for leaf, g in leaf_grads.values():
+        for leaf, g in leaf_grads.items():
             if leaf._hooks:
                 for hook in leaf._hooks:
                     g = _check_hook_result(hook(g), g, "a leaf tensor")
