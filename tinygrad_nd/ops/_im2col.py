@@ -588,7 +588,7 @@ def windows_inside(spatial, kernel, stride, padding, dilation, out_spatial):
 
 @functools.lru_cache(maxsize=64)  # small arrays (at most SMALL_COLUMNS entries) per geometry
 def _window_index(xp, device, shape, kernel, stride, dilation, out_spatial):
-    """``index (batch, C, prod(out), prod(kernel))``: the flat position in an array of ``shape
+    """``index (batch * C * prod(out), prod(kernel))``: the flat position in an array of ``shape
     (batch, C, *spatial)`` of every window element (offsets in row-major order), and ``base
     (batch * C * prod(out),)``, ``arange * prod(kernel)``, the start of each window's row;
     ``ranks (batch * C * prod(out), prod(kernel))``, ``1 + offset`` in every row.
@@ -605,11 +605,11 @@ def _window_index(xp, device, shape, kernel, stride, dilation, out_spatial):
             index = index + (xp.arange(o, dtype=xp.int64) * (s * step)).reshape(at_out) \
                 + (xp.arange(k, dtype=xp.int64) * (d * step)).reshape(at_kernel)
         size, count = math.prod(out_spatial), math.prod(kernel)
-        index = index.reshape(shape[0], shape[1], size, count)  # (batch, C, out, K)
+        index = index.reshape(-1, count)  # (batch*C*out, K)
         base = xp.arange(shape[0] * shape[1] * size, dtype=xp.int64) * count  # (batch*C*out,)
         # (batch*C*out, K): 1 + each offset, repeated per window (a same-shape multiply costs
         # a third of a broadcasting one on a few elements)
-        ranks = xp.tile(xp.arange(1, count + 1, dtype=xp.int64), (base.size, 1))
+        ranks = xp.tile(xp.arange(1, count + 1, dtype=_offset_dtype(xp, count)), (base.size, 1))
     return index, base, ranks
 
 
@@ -623,6 +623,7 @@ def _column_index(xp, device, shape, kernel, stride, dilation, out_spatial):
     """``_window_index`` in the column layout: ``(C * prod(kernel), batch * prod(out))``."""
     index = _window_index(xp, device, shape, kernel, stride, dilation, out_spatial)[0]
     with backend.on_device(xp, device):
+        index = index.reshape(shape[0], shape[1], math.prod(out_spatial), -1)  # (batch, C, out, K)
         index = index.transpose(1, 3, 0, 2)  # (C, K, batch, out)
         return index.reshape(shape[1] * index.shape[1], -1).copy()  # (C*K, batch*out)
 
@@ -654,10 +655,11 @@ def max_pool_small(xp, x, kernel, stride, dilation, out_spatial):
     count = math.prod(kernel)
     index, base, ranks = _window_index(xp, backend.device_of(x), x.shape, kernel, stride,
                                        dilation, out_spatial)
-    windows = x.reshape(-1)[index.reshape(-1, count)]  # (batch*C*out, K)
+    windows = x.reshape(-1)[index]  # (batch*C*out, K)
     argk = windows.argmax(-1)  # (batch*C*out,)
     if windows.dtype.kind == "f":
-        last = (xp.isnan(windows) * ranks).argmax(-1)  # the last NaN's offset, 0 if none
+        # the last NaN's offset, 0 if none (bool viewed as int8: a multiply without a cast)
+        last = (xp.isnan(windows).view(xp.int8) * ranks).argmax(-1)
         argk = xp.maximum(argk, last)  # argmax picked the first NaN, if any (never later)
     shape = x.shape[:2] + out_spatial  # (batch, C, *out)
     best = windows.reshape(-1)[argk + base]

@@ -4,6 +4,8 @@ Composites built on them: view, flatten, transpose, squeeze, unsqueeze, stack.
 """
 from __future__ import annotations
 
+import functools
+import math
 import operator
 
 from .. import backend
@@ -125,7 +127,18 @@ def reshape(x: Tensor, *shape) -> Tensor:
         shape = tuple([s if type(s) is int else operator.index(s) for s in shape])
     except TypeError:
         raise TypeError(f"reshape: dimensions must be integers, got {tuple(shape)}") from None
-    size = x.data.size
+    source = x.data.shape
+    target = _reshape_target(source, shape)  # a model reshapes alike every step: cached
+    if target == source:
+        return x
+    return Reshape.apply_checked({"shape": target}, x)
+
+
+@functools.lru_cache(maxsize=512)  # pure in int tuples; errors are not cached
+def _reshape_target(source, shape):
+    """``shape`` with its -1 resolved, for a tensor of shape ``source``; ValueError if the sizes
+    differ, more than one dim is -1 or one is negative."""
+    size = math.prod(source)
     known, unknown = 1, None
     for i, s in enumerate(shape):
         if s == -1 and unknown is None:
@@ -141,11 +154,9 @@ def reshape(x: Tensor, *shape) -> Tensor:
         if fits:
             shape = shape[:unknown] + (size // known,) + shape[unknown + 1:]
     if not fits:
-        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({size} elements) "
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {source} ({size} elements) "
                          f"into {shape}")
-    if shape == x.data.shape:
-        return x
-    return Reshape.apply_checked({"shape": shape}, x)
+    return shape
 
 
 def permute(x: Tensor, *dims) -> Tensor:
