@@ -213,8 +213,6 @@ class Function:
         out.data = y
         out.grad = None
         out._hooks = None
-        out.grad_fn = None
-        out.requires_grad = False
         if _grad_enabled:
             if n == 1:
                 needs_grad = _ONE_INPUT_NEEDS_GRAD if inputs[0].requires_grad else None
@@ -234,6 +232,11 @@ class Function:
                     fn._output = y
                 out.grad_fn = fn
                 out.requires_grad = True
+                if _anomaly_enabled:
+                    _anomaly_check_forward(fn, out)
+                return out
+        out.grad_fn = None
+        out.requires_grad = False
         if _anomaly_enabled:
             _anomaly_check_forward(fn, out)
         return out

@@ -92,11 +92,11 @@ def broadcast_to(x: Tensor, shape) -> Tensor:
 
 def sum_to(x: Tensor, shape) -> Tensor:
     """Sum ``x`` down to ``shape``: the adjoint of broadcasting ``shape`` up to ``x.shape``."""
-    shape = tuple(shape)
-    if x.shape == shape:
+    shape, source = tuple(shape), x.data.shape
+    if source == shape:
         return x
-    if math.prod(x.shape) == math.prod(shape):  # the summed axes all have size 1 (a batch of one)
-        return S.reshape(x, *shape)
+    if math.prod(source) == math.prod(shape):  # the summed axes all have size 1 (a batch of one)
+        return S.Reshape.apply_checked({"shape": shape}, x)
     lead = x.ndim - len(shape)
     kept = tuple(i + lead for i, s in enumerate(shape) if s == 1 and x.shape[i + lead] != 1)
     if not kept:  # only leading axes to drop: one sum gives the shape
