@@ -118,6 +118,7 @@ class Function:
     saved = ()
     _hooks = ()  # a list once a hook is registered on the output
     _retain = None  # weak reference to the output Tensor that called retain_grad()
+    _observed = False  # True once either is set: the traversal checks this one flag
     scope = ()
 
     def __init__(self, **params):
@@ -149,6 +150,7 @@ class Function:
         if not self._hooks:
             self._hooks = []
         self._hooks.append(hook)
+        self._observed = True
 
     # engine ------------------------------------------------------------------
     def __init_subclass__(cls, **kwargs):
@@ -169,7 +171,8 @@ class Function:
         Skips ``__init__``; ``params`` becomes the node's, shared and never modified."""
         fn = object.__new__(cls)
         fn.params = params
-        fn.__dict__.update(params)
+        if params:
+            fn.__dict__.update(params)
         return fn._run(inputs)
 
     @classmethod
@@ -351,7 +354,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
             if inputs is None:
                 raise _freed_error(node)
             gy = pending.pop(node)
-            if node._hooks or node._retain is not None or node in capture_nodes:
+            if node._observed or node in capture_nodes:
                 gy = _output_gradient_seen(node, gy, create_graph, capture_nodes, captured)
             if type(gy.data) is _HOST_ARRAY and not _anomaly_enabled:
                 grads = node.backward(gy)  # the common case

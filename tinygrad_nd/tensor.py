@@ -188,6 +188,7 @@ class Tensor:
         """Keep ``.grad`` of this non-leaf tensor after backward (leaves always keep it)."""
         if self.grad_fn is not None:
             self.grad_fn._retain = weakref.ref(self)
+            self.grad_fn._observed = True
 
     def register_hook(self, fn):
         """Call ``fn(grad)`` when this tensor's gradient is computed; a Tensor it returns replaces it."""

@@ -303,6 +303,8 @@ def col2im_stride1(xp, cols, input_shape, kernel, padding, dilation):
 def to_rows(xp, y, work=None):
     """``(batch, C, *out)`` -> ``(C, batch * prod(out))``: a view when ``y`` is already laid out
     so, else a copy (into the work array ``to_rows`` with ``work``)."""
+    if y.shape[0] == 1:  # one example: (1, C, *out) is already laid out so
+        return y.reshape(y.shape[1], -1)  # (C, out)
     rows = y.swapaxes(0, 1)  # (C, batch, *out)
     if work is None or rows.flags.c_contiguous:
         return rows.reshape(y.shape[1], -1)  # (C, batch*out)

@@ -201,6 +201,8 @@ class ConvNd(_ConvFunction):
                 xp, _weight_blocks(w, groups), _col_blocks(cols, groups))  # (C_out, batch*out)
             if b is not None:
                 rows += b[:, None]  # (C_out, 1) broadcasts over batch*positions
+            if x.shape[0] == 1:  # one example: (C_out, out) is already (1, C_out, *out)'s order
+                return rows.reshape((1, w.shape[0]) + out)
             return rows.reshape(w.shape[0], x.shape[0], *out).swapaxes(0, 1)  # (batch, C_out, *out)
         blocks = _weight_blocks(w, groups)
         positions = out  # per example: the output positions the columns cover
