@@ -111,6 +111,10 @@ class Function:
     it back with ``self.output()``.
     """
 
+    # the fields every recorded node has, as slots (compact nodes, fast stores in _run); the
+    # static parameters and what forward saves go to the instance dict
+    __slots__ = ("inputs", "needs_grad", "_seq", "scope", "_output", "__dict__")
+
     name = "function"  # set by @register
     uses_output = False
     _plain_init = True  # no __init__ of its own: apply() skips calling it (set per subclass)
@@ -119,7 +123,6 @@ class Function:
     _hooks = ()  # a list once a hook is registered on the output
     _retain = None  # weak reference to the output Tensor that called retain_grad()
     _observed = False  # True once either is set: the traversal checks this one flag
-    scope = ()
 
     def __init__(self, **params):
         if params:
