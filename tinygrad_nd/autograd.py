@@ -186,65 +186,66 @@ class Function:
         return fn._run(inputs), fn
 
     def _run(self, inputs):
-        # Hot path (every op of every step): up to three inputs are unpacked by hand, which
-        # saves a list per call; the common case, host arrays only, is checked inline.
+        # Hot path (every op of every step, counted in bytecodes): one to three inputs are
+        # unpacked by hand, saving a list per call; the common case, host arrays only, is
+        # checked inline; needs_grad is None unless grad mode is on and some input needs grad.
         global _sequence
-        fn, n = self, len(inputs)
-        if n == 1:
-            x = inputs[0].data
-            y = fn.forward(_HOST_MODULE, x) if type(x) is _HOST_ARRAY else fn._forward_on_device(inputs)
-        elif n == 2:
-            x, w = inputs[0].data, inputs[1].data
+        n = len(inputs)
+        if n == 2:
+            a, b = inputs
+            x, w = a.data, b.data
             if type(x) is _HOST_ARRAY and type(w) is _HOST_ARRAY:
-                y = fn.forward(_HOST_MODULE, x, w)
+                y = self.forward(_HOST_MODULE, x, w)
             else:
-                y = fn._forward_on_device(inputs)
+                y = self._forward_on_device(inputs)
+            needs_grad = (a.requires_grad, b.requires_grad) \
+                if _grad_enabled and (a.requires_grad or b.requires_grad) else None
+        elif n == 1:
+            a = inputs[0]
+            x = a.data
+            y = self.forward(_HOST_MODULE, x) if type(x) is _HOST_ARRAY else \
+                self._forward_on_device(inputs)
+            needs_grad = _ONE_INPUT_NEEDS_GRAD if _grad_enabled and a.requires_grad else None
         elif n == 3:
-            x, w, b = inputs[0].data, inputs[1].data, inputs[2].data
-            if type(x) is _HOST_ARRAY and type(w) is _HOST_ARRAY and type(b) is _HOST_ARRAY:
-                y = fn.forward(_HOST_MODULE, x, w, b)
+            a, b, c = inputs
+            x, w, z = a.data, b.data, c.data
+            if type(x) is _HOST_ARRAY and type(w) is _HOST_ARRAY and type(z) is _HOST_ARRAY:
+                y = self.forward(_HOST_MODULE, x, w, z)
             else:
-                y = fn._forward_on_device(inputs)
+                y = self._forward_on_device(inputs)
+            needs_grad = (a.requires_grad, b.requires_grad, c.requires_grad) \
+                if _grad_enabled and (a.requires_grad or b.requires_grad or c.requires_grad) \
+                else None
         else:
             arrays = [t.data for t in inputs]
-            for a in arrays:
-                if type(a) is not _HOST_ARRAY:
-                    y = fn._forward_on_device(inputs)
-                    break
+            if all(type(t) is _HOST_ARRAY for t in arrays):
+                y = self.forward(_HOST_MODULE, *arrays)
             else:
-                y = fn.forward(_HOST_MODULE, *arrays)
+                y = self._forward_on_device(inputs)
+            needs_grad = tuple([t.requires_grad for t in inputs]) if _grad_enabled else None
+            if needs_grad is not None and True not in needs_grad:
+                needs_grad = None
         if type(y) is not _HOST_ARRAY:
             y = backend.ensure_array(y)  # numpy reductions return scalars
         out = object.__new__(Tensor)
         out.data = y
         out.grad = None
         out._hooks = None
-        if _grad_enabled:
-            if n == 1:
-                needs_grad = _ONE_INPUT_NEEDS_GRAD if inputs[0].requires_grad else None
-            else:
-                needs_grad = (inputs[0].requires_grad, inputs[1].requires_grad) if n == 2 else \
-                    (inputs[0].requires_grad, inputs[1].requires_grad, inputs[2].requires_grad) \
-                    if n == 3 else tuple([t.requires_grad for t in inputs])
-                if True not in needs_grad:
-                    needs_grad = None
-            if needs_grad is not None:
-                _sequence += 1
-                fn._seq = _sequence  # creation order: the traversal runs newest first
-                fn.inputs = inputs
-                fn.needs_grad = needs_grad
-                fn.scope = _module_scope
-                if fn.uses_output:
-                    fn._output = y
-                out.grad_fn = fn
-                out.requires_grad = True
-                if _anomaly_enabled:
-                    _anomaly_check_forward(fn, out)
-                return out
-        out.grad_fn = None
-        out.requires_grad = False
+        if needs_grad is None:  # nothing to record
+            out.grad_fn = None
+            out.requires_grad = False
+        else:
+            _sequence += 1
+            self._seq = _sequence  # creation order: the traversal runs newest first
+            self.inputs = inputs
+            self.needs_grad = needs_grad
+            self.scope = _module_scope
+            if self.uses_output:
+                self._output = y
+            out.grad_fn = self
+            out.requires_grad = True
         if _anomaly_enabled:
-            _anomaly_check_forward(fn, out)
+            _anomaly_check_forward(self, out)
         return out
 
     def _forward_on_device(self, inputs):
