@@ -190,10 +190,11 @@ class ConvNd(_ConvFunction):
     Cross-correlation (no kernel flip), as PyTorch; saves nothing (gw rebuilds the columns)."""
 
     def forward(self, xp, x, w, b=None):
-        _check_dtypes(self.name, x, w)
+        if x.dtype != w.dtype:
+            _check_dtypes(self.name, x, w)
         out, small = self.route(x.shape, w.shape)
         kernel, groups = w.shape[2:], self.groups
-        if b is not None:
+        if b is not None and (b.shape != w.shape[:1] or b.dtype != w.dtype):
             _check_bias(self.name, w, b)
         if small:  # one gather, no chunks: the per-example case, where each call counts
             cols = im.im2col_small(xp, x, kernel, self.stride, self.padding, self.dilation, out)
@@ -292,7 +293,8 @@ class ConvNdWeightGrad(_ConvFunction):
 
     def forward(self, xp, x, gy):
         groups, weight_shape = self.groups, self.weight_shape
-        _check_dtypes(self.name, x, gy)
+        if x.dtype != gy.dtype:
+            _check_dtypes(self.name, x, gy)
         out, small = self.route(x.shape, weight_shape)
         kernel = weight_shape[2:]
         if small:  # one gather, no chunks
