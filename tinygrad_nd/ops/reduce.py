@@ -30,7 +30,7 @@ class Sum(Function):
         if not self.keepdim and self.dim != tuple(range(len(self.dim))):
             # restore the summed axes as size 1 (not needed when they lead: broadcasting adds them)
             kept = tuple(1 if i in self.dim else s for i, s in enumerate(self.x_shape))
-            gy = S.Reshape.apply_checked({"shape": kept}, gy)
+            gy = S.reshaped(gy, kept)
         return Expand.apply_checked({"shape": self.x_shape}, gy)
 
 
@@ -96,7 +96,7 @@ def sum_to(x: Tensor, shape) -> Tensor:
     if source == shape:
         return x
     if math.prod(source) == math.prod(shape):  # the summed axes all have size 1 (a batch of one)
-        return S.Reshape.apply_checked({"shape": shape}, x)
+        return S.reshaped(x, shape)
     lead = x.ndim - len(shape)
     kept = tuple(i + lead for i, s in enumerate(shape) if s == 1 and x.shape[i + lead] != 1)
     if not kept:  # only leading axes to drop: one sum gives the shape

@@ -9,7 +9,7 @@ import math
 import operator
 
 from .. import backend
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
 from .registry import register
 
@@ -42,7 +42,7 @@ class Reshape(Function):
         return x.reshape(self.shape)
 
     def backward(self, gy):
-        return Reshape.apply_checked({"shape": self.x_shape}, gy)
+        return reshaped(gy, self.x_shape)
 
 
 @register("permute")
@@ -131,7 +131,16 @@ def reshape(x: Tensor, *shape) -> Tensor:
     target = _reshape_target(source, shape)  # a model reshapes alike every step: cached
     if target == source:
         return x
-    return Reshape.apply_checked({"shape": target}, x)
+    return reshaped(x, target)
+
+
+def reshaped(x: Tensor, shape: tuple) -> Tensor:
+    """``x`` in ``shape`` (a checked tuple of ints with ``x``'s size): a ``Reshape`` node, or,
+    when nothing would be recorded (grad mode off, or ``x`` needs no grad), only the view: under
+    a plain ``backward()`` the rules' reshapes cost no node."""
+    if x.requires_grad and is_grad_enabled():
+        return Reshape.apply_checked({"shape": shape}, x)
+    return Tensor._make(x.data.reshape(shape), None)
 
 
 @functools.lru_cache(maxsize=512)  # pure in int tuples; errors are not cached
