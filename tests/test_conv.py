@@ -464,6 +464,12 @@ STRIDE1_ROUTES = [
     ((3, 2, 70), (3, 2, 3), ((2, 2),), (2,), 1, "flat", "compact"),
     ((2, 2, 4, 5, 4), (3, 2, 3, 2, 3), ((1, 1), (1, 1), (1, 1)), (1, 1, 1), 1, "grid",
      "compact"),
+    # >= 128 positions: the weight gradient example by example, dim 0's offsets as shifts
+    ((2, 8, 13, 12), (3, 8, 3, 3), ((1, 1), (1, 1)), (1, 1), 1, "flat", "compact"),
+    ((2, 16, 13, 12), (4, 8, 2, 3), ((2, 1), (2, 2)), (2, 2), 2, "flat", "compact"),
+    ((2, 16, 140), (3, 16, 3), ((2, 2),), (2,), 1, "flat", "compact"),
+    ((2, 2, 6, 5, 6), (3, 2, 3, 3, 3), ((1, 1), (1, 1), (1, 1)), (1, 1, 1), 1, "flat",
+     "compact"),
 ]
 
 
@@ -485,9 +491,10 @@ def test_stride1_routes_keep_inf_and_nan_where_they_belong(case, chunked, monkey
         original = getattr(im, name)
         monkeypatch.setattr(im, name, lambda *a, _f=original, _r=route, **k: seen.add(_r)
                             or _f(*a, **k))
-    products = conv._products_on_grid
+    products, offsets = conv._products_on_grid, im.dim0_offsets
     monkeypatch.setattr(conv, "_products_on_grid",
                         lambda *a: seen.add("compact") or products(*a))
+    monkeypatch.setattr(im, "dim0_offsets", lambda *a: seen.add("dim0") or offsets(*a))
     rng = np.random.default_rng(11)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     x[0, :, ..., -1] = np.inf  # the last element of every row
@@ -519,6 +526,10 @@ def test_stride1_routes_keep_inf_and_nan_where_they_belong(case, chunked, monkey
     assert np.isfinite(gw).any() and not np.isfinite(gw).all()
     np.testing.assert_allclose(gw, ref_gw, rtol=1e-12, atol=1e-12)
     assert {forward, grid} <= seen
+    size, n_cols = np.prod(y.shape[2:]), np.prod(w_shape[1:])  # positions, C_in/g * K
+    per_example = size >= max(128, 2 * n_cols, w_shape[0] // groups)
+    assert ("dim0" in seen) == (per_example and forward == "flat"
+                                and n_cols // w_shape[2] >= 16)  # C_in/g * prod(kernel[1:])
 
 
 def test_bias_inside_the_primitive_has_gradients_of_every_order(route):

@@ -173,6 +173,17 @@ def im2col_flat(xp, x, kernel, padding, dilation, work=None):
     return cols  # (C*K, batch*out)
 
 
+def dim0_offsets(xp, cols, count, groups, k0, shift, length):
+    """Kernel offsets of dim 0 as shifted columns (a view, no copy): ``cols (groups * R, count
+    * L)``, ``L`` columns per example, -> ``(count, k0, groups, R, length)`` whose entry ``(b, a,
+    g, r, p)`` is ``cols[g * R + r, b * L + a * shift + p]``."""
+    rows, columns = cols.shape
+    row_step, step = cols.strides  # bytes
+    return xp.lib.stride_tricks.as_strided(
+        cols, (count, k0, groups, rows // groups, length),
+        (columns // count * step, shift * step, rows // groups * row_step, row_step, step))
+
+
 def _shifted_view(xp, first, kernel, offset_steps, length):
     """``(C, *kernel, *first.shape[1:-1], length)``, a view of ``first (C, ..., L)`` (no copy):
     entry ``(c, *offset, ..., p)`` is ``first[c, ..., p + sum_i offset_i * offset_steps[i]]``,
