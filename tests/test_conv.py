@@ -9,7 +9,7 @@ from op_cases_conv import ref_conv
 from tinygrad_nd import backend
 from tinygrad_nd.nn import functional_conv as F
 from tinygrad_nd.ops import _im2col as im
-from tinygrad_nd.ops.conv import ConvNd
+from tinygrad_nd.ops.conv import ConvNd, ConvNdInputGrad, ConvNdWeightGrad
 
 try:
     import torch
@@ -58,7 +58,7 @@ def _tol(dtype):
 def route(request, monkeypatch):
     """Both routes of the conv primitives: the one-gather route of small inputs (every config
     here is small) and, with ``_im2col.SMALL_COLUMNS = 0``, the chunked column matrices (the
-    padded-grid forward for stride 1)."""
+    grid routes for stride 1)."""
     if request.param == "general":
         monkeypatch.setattr(im, "SMALL_COLUMNS", 0)
     return request.param
@@ -426,6 +426,110 @@ def test_grid_forward_crops_what_it_reads_past_the_rows(monkeypatch):
     np.testing.assert_allclose(y.numpy(), ref_conv(x, w, padding=((0, 0), (1, 1))),
                                rtol=1e-12, atol=1e-12)
     assert np.isfinite(y.numpy()[0, :, :, :-2]).all() and not np.isfinite(y.numpy()[0]).all()
+
+
+def _ref_input_and_weight_grads(x, w, gy, padding, dilation, groups):
+    """Stride-1 ``gx`` and ``gw`` by a loop over kernel offsets on the padded input (numpy):
+    every product once, the padding's contributions dropped by the crop."""
+    import itertools
+    batch, channels, *spatial = x.shape
+    kernel, out = w.shape[2:], gy.shape[2:]
+    xpad = np.pad(x, [(0, 0), (0, 0)] + list(padding))
+    gxpad = np.zeros_like(xpad)
+    gw = np.zeros_like(w)
+    gyg = gy.reshape(batch, groups, -1, *out)  # (B, g, O/g, *out)
+    wg = w.reshape(groups, -1, *w.shape[1:])  # (g, O/g, C/g, *k)
+    for offset in itertools.product(*map(range, kernel)):
+        window = (slice(None), slice(None)) + tuple(
+            slice(k * d, k * d + o) for k, d, o in zip(offset, dilation, out))
+        part = xpad[window].reshape(batch, groups, -1, *out)  # (B, g, C/g, *out)
+        gw[(slice(None), slice(None)) + offset] = np.einsum(
+            "bgop,bgcp->goc", gyg.reshape(*gyg.shape[:3], -1),
+            part.reshape(*part.shape[:3], -1)).reshape(w.shape[:2])
+        gxpad[window] += np.einsum("bgo...,goc->bgc...", gyg,
+                                   wg[(slice(None),) * 3 + offset]).reshape(batch, channels, *out)
+    inner = (slice(None), slice(None)) + tuple(slice(lo, lo + n)
+                                               for n, (lo, _) in zip(spatial, padding))
+    return gxpad[inner], gw
+
+
+STRIDE1_ROUTES = [
+    # x shape, w shape, padding pairs, dilation, groups, forward route, input-gradient grid
+    ((2, 2, 8, 9), (3, 2, 3, 3), ((1, 1), (1, 1)), (1, 1), 1, "flat", "compact"),
+    ((2, 2, 8, 9), (3, 2, 3, 3), ((1, 1), (2, 2)), (1, 1), 1, "grid", "compact"),  # out > n
+    ((2, 2, 8, 9), (4, 1, 3, 2), ((2, 2), (0, 0)), (1, 1), 2, "grid", "wide"),  # rows shrink
+    ((2, 2, 8, 9), (3, 2, 2, 3), ((1, 2), (2, 2)), (3, 2), 1, "flat", "compact"),  # 'same'
+    ((2, 4, 8, 8), (6, 2, 3, 3), ((1, 1), (1, 1)), (1, 1), 2, "flat", "compact"),
+    ((2, 2, 6, 7), (3, 2, 3, 3), ((1, 1), (1, 1)), (1, 1), 1, "flat", "wide"),  # < 64 outputs
+    ((3, 2, 70), (3, 2, 3), ((2, 2),), (2,), 1, "flat", "compact"),
+    ((2, 2, 4, 5, 4), (3, 2, 3, 2, 3), ((1, 1), (1, 1), (1, 1)), (1, 1, 1), 1, "grid",
+     "compact"),
+    # >= 128 positions: the weight gradient example by example, dim 0's offsets as shifts
+    ((2, 8, 13, 12), (3, 8, 3, 3), ((1, 1), (1, 1)), (1, 1), 1, "flat", "compact"),
+    ((2, 16, 13, 12), (4, 8, 2, 3), ((2, 1), (2, 2)), (2, 2), 2, "flat", "compact"),
+    ((2, 16, 140), (3, 16, 3), ((2, 2),), (2,), 1, "flat", "compact"),
+    ((2, 2, 6, 5, 6), (3, 2, 3, 3, 3), ((1, 1), (1, 1), (1, 1)), (1, 1, 1), 1, "flat",
+     "compact"),
+]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # inf - inf in the GEMMs
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
+@pytest.mark.parametrize("case", STRIDE1_ROUTES, ids=lambda c: f"{c[0]}-{c[1]}-{c[2]}-{c[5]}-"
+                         f"{c[6]}".replace(" ", ""))
+def test_stride1_routes_keep_inf_and_nan_where_they_belong(case, chunked, monkeypatch):
+    # the grids read and add past rows and examples: inf and NaN at the ends of rows, in x and
+    # in gy, must reach exactly the outputs and gradients they reach in the loop reference
+    from tinygrad_nd.ops import conv
+    x_shape, w_shape, padding, dilation, groups, forward, grid = case
+    monkeypatch.setattr(im, "SMALL_COLUMNS", 0)
+    if chunked:
+        monkeypatch.setattr(backend, "im2col_chunk_bytes", lambda xp: 1)  # one example a chunk
+    seen = set()
+    for name, route in (("im2col_flat", "flat"), ("im2col_grid", "grid"),
+                        ("rows_on_grid", "wide")):
+        original = getattr(im, name)
+        monkeypatch.setattr(im, name, lambda *a, _f=original, _r=route, **k: seen.add(_r)
+                            or _f(*a, **k))
+    products, offsets = conv._products_on_grid, im.dim0_offsets
+    monkeypatch.setattr(conv, "_products_on_grid",
+                        lambda *a: seen.add("compact") or products(*a))
+    monkeypatch.setattr(im, "dim0_offsets", lambda *a: seen.add("dim0") or offsets(*a))
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    x[0, :, ..., -1] = np.inf  # the last element of every row
+    x[1, 0, ..., 0] = np.nan  # the first
+    x[1, -1, -1] = -np.inf  # the last row (plane) of an example
+    params = dict(stride=(1,) * (len(x_shape) - 2), padding=padding, dilation=dilation,
+                  groups=groups)
+    y = ConvNd.apply(tnd.tensor(x), tnd.tensor(w), **params).numpy()
+    np.testing.assert_allclose(y, ref_conv(x, w, padding=padding, dilation=dilation,
+                                           groups=groups), rtol=1e-12, atol=1e-12)
+    gy = rng.standard_normal(y.shape)
+    gy[0, :, ..., 0] = np.inf
+    gy[1, -1, ..., -1] = -np.inf
+    gy[1, 0, 0] = np.nan
+    gx = ConvNdInputGrad.apply(tnd.tensor(gy), tnd.tensor(w), input_shape=x_shape,
+                               **params).numpy()
+    ref_gx, _ = _ref_input_and_weight_grads(x, w, gy, padding, dilation, groups)
+    assert np.isfinite(gx).any() and not np.isfinite(gx).all()
+    np.testing.assert_allclose(gx, ref_gx, rtol=1e-12, atol=1e-12)
+    # the weight gradient sums over positions: inf and NaN in one channel's row ends only, so
+    # that the other entries check the values and the kernel offsets that never read a row's
+    # end must stay finite
+    x, gy = rng.standard_normal(x_shape), rng.standard_normal(y.shape)
+    x[0, 0, ..., -1] = np.inf
+    x[1, 0, ..., 0] = np.nan
+    gw = ConvNdWeightGrad.apply(tnd.tensor(x), tnd.tensor(gy), weight_shape=w_shape,
+                                **params).numpy()
+    _, ref_gw = _ref_input_and_weight_grads(x, w, gy, padding, dilation, groups)
+    assert np.isfinite(gw).any() and not np.isfinite(gw).all()
+    np.testing.assert_allclose(gw, ref_gw, rtol=1e-12, atol=1e-12)
+    assert {forward, grid} <= seen
+    size, n_cols = np.prod(y.shape[2:]), np.prod(w_shape[1:])  # positions, C_in/g * K
+    per_example = size >= max(128, 2 * n_cols, w_shape[0] // groups)
+    assert ("dim0" in seen) == (per_example and forward == "flat"
+                                and n_cols // w_shape[2] >= 16)  # C_in/g * prod(kernel[1:])
 
 
 def test_bias_inside_the_primitive_has_gradients_of_every_order(route):

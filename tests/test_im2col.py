@@ -136,18 +136,56 @@ def test_flat_im2col_applies_only_where_rows_keep_their_size():
     assert not im.flat_im2col_applies((8, 8), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 2))
 
 
-@pytest.mark.parametrize("case", [c for c in CONV_GEOMETRIES if set(c[3]) == {1}],
-                         ids=lambda c: c[0])
+# stride 1 (the shared-zero grid, and the compact grid of the input gradient): asymmetric and
+# wide padding (out > spatial), dilation, 1 to 3 dims
+GRID_GEOMETRIES = [(c[0], c[1], c[2], c[4], c[5]) for c in CONV_GEOMETRIES
+                   if set(c[3]) == {1}] + FLAT_GEOMETRIES + [
+    # id, spatial, kernel, padding (pairs), dilation
+    ("1d-p3-1", (9,), (3,), ((3, 1),), (1,)),
+    ("2d-p1", (5, 6), (3, 3), ((1, 1), (1, 1)), (1, 1)),
+    ("2d-asym", (5, 6), (3, 3), ((2, 0), (0, 2)), (1, 1)),
+    ("2d-wide-pad-d2", (4, 5), (2, 3), ((3, 2), (4, 1)), (1, 2)),  # rows longer than the input
+    ("2d-k1-p2", (4, 3), (1, 1), ((0, 2), (2, 1)), (1, 1)),
+    ("3d-asym-d2", (4, 3, 5), (2, 3, 2), ((1, 2), (2, 0), (0, 3)), (2, 1, 2)),
+]
+GRID_IDS = [c[0] for c in GRID_GEOMETRIES]
+
+
+def _poison_row_ends(x):
+    """inf and NaN at both ends of rows (and whole rows) of ``x (batch, C, *spatial)``: where
+    reads past a row land."""
+    x = x.copy()
+    x[0, :, ..., -1] = np.inf
+    x[1, 0, ..., 0] = np.nan
+    x[1, -1, -1] = -np.inf  # the last row (plane) of an example
+    return x
+
+
+@pytest.mark.parametrize("case", GRID_GEOMETRIES, ids=GRID_IDS)
 def test_im2col_grid_holds_the_windows(case):
-    # column (b, p) of the grid layout is im2col's column of the window starting at p
-    _, spatial, kernel, stride, padding, dilation = case
-    x = np.random.default_rng(8).standard_normal((2, 3, *spatial))
-    grid = im.padded_spatial(spatial, padding)
+    # column (b, p) of the grid layout is im2col's column of the window starting at p; what the
+    # other columns read past a row (inf, NaN) never reaches one of these
+    _, spatial, kernel, padding, dilation = case
+    stride = (1,) * len(spatial)
+    x = _poison_row_ends(np.random.default_rng(8).standard_normal((2, 3, *spatial)))
+    plan = im.grid_plan(spatial, kernel, padding, dilation)
     out = im.conv_out_spatial(spatial, kernel, stride, padding, dilation)
+    assert plan.out == out and not plan.wraps
     cols = im.im2col_grid(xp, x, kernel, padding, dilation)  # (C*K, batch*grid)
-    cropped = im.from_grid_rows(xp, cols, 2, grid, out).swapaxes(0, 1)  # (C*K, batch, *out)
+    cropped = im.from_grid_rows(xp, cols, 2, plan.grid, out).swapaxes(0, 1)  # (C*K, batch, *out)
     np.testing.assert_array_equal(cropped.reshape(cols.shape[0], -1),
                                   ref_im2col(x, kernel, stride, padding, dilation))
+
+
+def test_grid_rows_share_their_zeros():
+    # 32 wide, padding 1: 33 columns a row and 33 rows an example instead of 34 (the row's
+    # zero is the right padding of the row before); 'valid': the input's own size
+    plan = im.grid_plan((32, 32), (3, 3), ((1, 1), (1, 1)), (1, 1))
+    assert plan.grid == (33, 33) and plan.zeros == (1, 1) and plan.lead == 0
+    assert im.grid_plan((28, 28), (3, 3), ((0, 0), (0, 0)), (1, 1)).grid == (28, 28)
+    assert im.grid_plan((8, 8), (3, 3), ((2, 0), (0, 3)), (1, 1)).grid == (10, 11)
+    compact = im.grid_plan((32, 32), (3, 3), ((1, 1), (1, 1)), (1, 1), True)
+    assert compact.grid == (33, 32) and compact.zeros == (1, 0) and len(compact.wraps) == 2
 
 
 @pytest.mark.parametrize("case", CONV_GEOMETRIES, ids=[c[0] for c in CONV_GEOMETRIES])
@@ -163,21 +201,46 @@ def test_col2im_is_adjoint_of_im2col(case):
     np.testing.assert_allclose((cols * c).sum(), (x * back).sum(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("case", [c for c in CONV_GEOMETRIES if set(c[3]) == {1}],
-                         ids=lambda c: c[0])
-def test_col2im_stride1_matches_col2im(case):
-    # the grid layout: gcols = w^T @ rows_on_grid(gy) gives the same input gradient
-    _, spatial, kernel, stride, padding, dilation = case
+def _grid_cases():
+    for case in GRID_GEOMETRIES:
+        _, spatial, kernel, padding, dilation = case
+        out = im.conv_out_spatial(spatial, kernel, (1,) * len(spatial), padding, dilation)
+        yield pytest.param(case, False, id=case[0] + "-wide")
+        if im.compact_grid_applies(spatial, out):
+            yield pytest.param(case, True, id=case[0] + "-compact")
+
+
+@pytest.mark.parametrize("case,compact", list(_grid_cases()))
+def test_col2im_stride1_matches_col2im(case, compact):
+    # the grid layout: gcols = w^T @ rows_on_grid(gy) gives the same input gradient; on the
+    # compact grid, entries that would be added past a row are dropped: inf there changes nothing
+    _, spatial, kernel, padding, dilation = case
+    stride = (1,) * len(spatial)
     rng = np.random.default_rng(2)
     out = im.conv_out_spatial(spatial, kernel, stride, padding, dilation)
     gy = rng.standard_normal((2, 4, *out))
     w = rng.standard_normal((4, 3 * math.prod(kernel)))
     shape = (2, 3, *spatial)
     expected = im.col2im(xp, w.T @ im.to_rows(xp, gy), shape, kernel, stride, padding, dilation)
-    grid = im.padded_spatial(spatial, padding)
-    got = im.col2im_stride1(xp, w.T @ im.rows_on_grid(xp, gy, grid), shape, kernel, padding,
-                            dilation)
+    plan = im.grid_plan(spatial, kernel, padding, dilation, compact)
+    assert plan.grid[1:] == (out[1:] if compact else plan.grid[1:])
+    gcols = w.T @ im.rows_on_grid(xp, gy, plan.grid)  # (C*K, batch*grid)
+    slabs = gcols.reshape(3, *kernel, 2, *plan.grid)  # a view
+    for index in plan.wraps:
+        slabs[index] = np.inf  # belongs to padding: must be dropped, not added
+    got = im.col2im_stride1(xp, gcols, shape, kernel, padding, dilation, compact)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    strided = im.padded_matrix(xp, None, None, *gcols.shape, gcols.dtype)  # rows apart
+    strided[...] = w.T @ im.rows_on_grid(xp, gy, plan.grid)
+    np.testing.assert_allclose(
+        im.col2im_stride1(xp, strided, shape, kernel, padding, dilation, compact), expected,
+        rtol=1e-12, atol=1e-12)
+
+
+def test_padded_matrix_rows_lie_a_cache_line_apart():
+    m = im.padded_matrix(xp, None, None, 3, 1024, np.float32)
+    assert m.shape == (3, 1024) and m.strides == (4 * (1024 + 16), 4)
+    assert im.padded_matrix(xp, None, None, 2, 5, np.float64).strides == (8 * 13, 8)
 
 
 def test_rows_round_trip():

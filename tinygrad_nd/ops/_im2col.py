@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import typing
 
 from .. import backend
 
@@ -118,6 +119,17 @@ def im2col(xp, x, kernel, stride, padding, dilation, work=None):
     return cols.reshape(channels * math.prod(kernel), batch * math.prod(out))  # (C*K, batch*out)
 
 
+def padded_matrix(xp, work, name, rows, cols, dtype):
+    """An uninitialised ``(rows, cols)`` matrix whose rows lie one cache line (64 bytes) further
+    apart than ``cols`` elements: a view of a ``(rows, cols + 64 / itemsize)`` work array.
+
+    OpenBLAS ran GEMMs on column matrices whose rows are a multiple of 4 KiB apart (1024
+    positions per example in float32) 3 to 6 % slower, their rows competing for the same cache
+    sets; BLAS takes the longer leading dimension as it is, without a copy."""
+    pad = max(1, 64 // xp.dtype(dtype).itemsize)
+    return _empty(xp, work, name, (rows, cols + pad), dtype)[:, :cols]  # (rows, cols), a view
+
+
 def flat_im2col_applies(spatial, kernel, stride, padding, dilation):
     """Whether ``im2col_flat`` unfolds this geometry: stride 1, and every spatial dim after the
     first keeps its size (``lo + hi == d * (k - 1)``: 'same' padding, or a kernel of 1)."""
@@ -137,26 +149,39 @@ def im2col_flat(xp, x, kernel, padding, dilation, work=None):
     1.6 times slower on a 32x32 input). Reads before or after an example (dim 0 out of range)
     land in zero margins around it, in the work array ``im2col.padded``; reads that wrap into
     the neighbouring row of a later dim find real data and are zeroed afterwards, one slab per
-    (dim, kernel offset) that wraps.
+    (dim, kernel offset) that wraps. ``cols`` is a ``padded_matrix`` (``im2col.cols``).
     """
     batch, channels, *spatial = x.shape
-    out, lead, trail, start, offset_steps, wraps = _flat_plan(
-        tuple(spatial), tuple(kernel), tuple(padding), tuple(dilation))
-    size, positions = math.prod(spatial), math.prod(out)
+    plan = _flat_plan(tuple(spatial), tuple(kernel), tuple(padding), tuple(dilation))
+    size, positions = math.prod(spatial), math.prod(plan.out)
     source = x.reshape(batch, channels, size).swapaxes(0, 1)  # (C, batch, S)
-    if lead or trail:  # zero margins around each example
-        buf = _empty(xp, work, "im2col.padded", (channels, batch, lead + size + trail), x.dtype)
-        buf[:, :, :lead] = 0
-        buf[:, :, lead + size:] = 0
-        buf[:, :, lead:lead + size] = source
+    if plan.lead or plan.trail:  # zero margins around each example
+        buf = _empty(xp, work, "im2col.padded", (channels, batch, plan.lead + size + plan.trail),
+                     x.dtype)
+        buf[:, :, :plan.lead] = 0
+        buf[:, :, plan.lead + size:] = 0
+        buf[:, :, plan.lead:plan.lead + size] = source
         source = buf  # (C, batch, lead + S + trail)
-    first = source[:, :, lead + start:]  # where offset 0 reads output position 0
-    view = _shifted_view(xp, first, kernel, offset_steps, positions)  # (C, *kernel, batch, P)
-    cols = _empty(xp, work, "im2col.cols", (channels, *kernel, batch, *out), x.dtype)
-    cols.reshape(view.shape)[...] = view
-    for index in wraps:
-        cols[index] = 0
-    return cols.reshape(channels * math.prod(kernel), batch * positions)  # (C*K, batch*out)
+    first = source[:, :, plan.lead + plan.start:]  # where offset 0 reads output position 0
+    view = _shifted_view(xp, first, kernel, plan.offset_steps, positions)  # (C, *kernel, batch, P)
+    cols = padded_matrix(xp, work, "im2col.cols", channels * math.prod(kernel),
+                         batch * positions, x.dtype)  # (C*K, batch*out)
+    slabs = cols.reshape(channels, *kernel, batch, *plan.out)  # a view, written through
+    slabs.reshape(view.shape)[...] = view  # (C, *kernel, batch, P)
+    for index in plan.wraps:
+        slabs[index] = 0
+    return cols  # (C*K, batch*out)
+
+
+def dim0_offsets(xp, cols, count, groups, k0, shift, length):
+    """Kernel offsets of dim 0 as shifted columns (a view, no copy): ``cols (groups * R, count
+    * L)``, ``L`` columns per example, -> ``(count, k0, groups, R, length)`` whose entry ``(b, a,
+    g, r, p)`` is ``cols[g * R + r, b * L + a * shift + p]``."""
+    rows, columns = cols.shape
+    row_step, step = cols.strides  # bytes
+    return xp.lib.stride_tricks.as_strided(
+        cols, (count, k0, groups, rows // groups, length),
+        (columns // count * step, shift * step, rows // groups * row_step, row_step, step))
 
 
 def _shifted_view(xp, first, kernel, offset_steps, length):
@@ -169,60 +194,130 @@ def _shifted_view(xp, first, kernel, offset_steps, length):
         (c_step, *(s * step for s in offset_steps), *outer, step))
 
 
-@functools.lru_cache(maxsize=256)
-def _flat_plan(spatial, kernel, padding, dilation):
-    """The geometry of ``im2col_flat`` (pure in int tuples, cached): ``out``; the zero margins
-    ``lead`` and ``trail`` an example needs before and after it; ``start``, the flat shift of
-    offset 0; the flat step of each kernel dim; and the index of every wrapped slab of ``cols
-    (C, *kernel, batch, *out)``."""
+class Layout(typing.NamedTuple):
+    """A flattened stride-1 layout (``_flat_plan``, ``grid_plan``); sizes in elements.
+
+    Each example's data lies in ``grid``, ``zeros[i]`` slots in front of it in every dim; the
+    window at position ``p`` of an example's flattened grid reads (``col2im``: adds to) its
+    kernel offset ``k`` at element ``p + shifts[k]`` of that flattened grid, which may lie in
+    the margins or in the grid of the example before or after."""
+    kernel: tuple
+    out: tuple  # output sizes
+    grid: tuple  # an example's laid-out spatial shape
+    zeros: tuple  # z_i: zero slots in front of the data, per dim
+    inner: tuple  # slices of ``grid`` where the data lies: z_i .. z_i + n_i
+    offset_steps: tuple  # flat step of each kernel dim: d_i * step_i
+    start: int  # flat shift from a position to the element kernel offset 0 reads there
+    shifts: tuple  # the same for every kernel offset, row-major: start + sum_i k_i * d_i * step_i
+    lead: int  # elements before the first position that its reads reach: max(0, -start)
+    trail: int  # im2col_flat: elements after each example that its last outputs read
+    span: int  # grid_plan: elements after the batch's grids that their reads reach, + lead
+    wraps: tuple  # index of every slab of (C, *kernel, batch, *grid or out) reaching another row
+
+
+def _layout(spatial, kernel, padding, dilation, zeros, grid, positions):
+    """The ``Layout`` of data in rows ``grid`` after ``zeros`` slots per dim, whose windows
+    start at the positions ``positions`` of each example (the leading corner of ``grid``)."""
     n = len(spatial)
     out = conv_out_spatial(spatial, kernel, (1,) * n, padding, dilation)
-    steps = _row_major_steps(spatial)
+    steps = _row_major_steps(grid)
     offset_steps = tuple(d * step for d, step in zip(dilation, steps))
-    start = -sum(lo * step for (lo, _), step in zip(padding, steps))
-    last = start + sum((k - 1) * s for k, s in zip(kernel, offset_steps))  # the last offset's
-    lead, trail = max(0, -start), max(0, last + math.prod(out) - math.prod(spatial))
+    start = sum((z - lo) * step for z, (lo, _), step in zip(zeros, padding, steps))
+    shifts = tuple(start + sum(k * s for k, s in zip(offset, offset_steps))
+                   for offset in kernel_offsets(kernel))
+    lead = max(0, -start)
+    trail = max(0, shifts[-1] + math.prod(positions) - math.prod(grid))
     wraps = []
-    for i in range(1, n):
-        for j in range(kernel[i]):
-            shift = j * dilation[i] - padding[i][0]  # input coordinate of output 0, dim i
-            if shift:  # outputs o with o + shift outside [0, out) read the next or previous row
-                band = slice(0, min(-shift, out[i])) if shift < 0 else \
-                    slice(max(out[i] - shift, 0), out[i])
-                index = [slice(None)] * (2 * n + 2)
-                index[1 + i], index[n + 2 + i] = j, band
-                wraps.append(tuple(index))
-    return out, lead, trail, start, offset_steps, tuple(wraps)
+    for i in range(1, n):  # dim 0 never wraps: margins (im2col_flat) or shared zero rows
+        z, (lo, hi) = zeros[i], padding[i]
+        if z >= lo and grid[i] >= spatial[i] + hi:
+            continue  # every read lands in its row or in the zeros in front of the next one
+        for j in range(kernel[i]):  # output o reads (adds to) row index o + shift: wraps
+            shift = j * dilation[i] - lo + z  # outside [0, grid_i), where the padded input is 0
+            bands = (slice(0, min(-shift, out[i])), slice(max(grid[i] - shift, 0), out[i]))
+            for band in bands:
+                if band.start < band.stop:
+                    index = [slice(None)] * (2 * n + 2)
+                    index[1 + i], index[n + 2 + i] = j, band
+                    wraps.append(tuple(index))
+    inner = tuple(slice(z, z + s) for z, s in zip(zeros, spatial))
+    return Layout(tuple(kernel), out, tuple(grid), tuple(zeros), inner, offset_steps, start,
+                  shifts, lead, trail, max(shifts) + lead, tuple(wraps))
+
+
+@functools.lru_cache(maxsize=256)
+def _flat_plan(spatial, kernel, padding, dilation):
+    """The ``Layout`` of ``im2col_flat`` (pure in int tuples, cached): each example's input as
+    it is (no zero slots), windows at its output positions, zero margins ``lead`` and ``trail``
+    around it."""
+    out = conv_out_spatial(spatial, kernel, (1,) * len(spatial), padding, dilation)
+    return _layout(spatial, kernel, padding, dilation, (0,) * len(spatial), spatial, out)
+
+
+def compact_grid_applies(spatial, out):
+    """Whether ``grid_plan(..., compact=True)`` applies: no output row shorter than the input
+    row in the dims after the first (stride 1 with 'same' or wider padding; any 1-d conv)."""
+    return all(o >= s for s, o in zip(spatial[1:], out[1:]))
+
+
+@functools.lru_cache(maxsize=256)
+def grid_plan(spatial, kernel, padding, dilation, compact=False):
+    """The flattened grid of the stride-1 routes (pure in int tuples, cached): a ``Layout``
+    whose ``grid`` is one example's, the input at ``inner``, zeros around it, the window that
+    starts at position ``p`` of the grid in its column ``p`` (``im2col_grid``, ``rows_on_grid``,
+    ``col2im_stride1_add``): outputs in the leading corner ``[:out_i]``, the other columns
+    cropped (forward) or zero (input gradient).
+
+    Rows share their zeros: ``z_i = max(lo_i, hi_i, out_i - n_i)`` slots in front of each row's
+    data are also the right padding of the row before, and ``z_0`` rows in front of each
+    example's the bottom padding of the example before. So the grid is ``n_i + z_i`` wide, 33
+    instead of the padded input's 34 for a 32-wide row with padding 1, and every read that an
+    output needs lands on its element or on a zero. With ``compact`` (needs
+    ``compact_grid_applies``) the dims after the first are ``out_i`` wide instead, so that
+    ``gy[b]``'s rows are the grid's (``z_i = min(lo_i, out_i - n_i)``); then the entries that
+    would be added past a row, onto data (they belong to padding), are zeroed first
+    (``wraps``).
+    """
+    n = len(spatial)
+    out = conv_out_spatial(spatial, kernel, (1,) * n, padding, dilation)
+    zeros, grid = [], []
+    for i, (s, o, (lo, hi)) in enumerate(zip(spatial, out, padding)):
+        z = min(lo, o - s) if compact and i else max(lo, hi, o - s)
+        zeros.append(z)
+        grid.append(o if compact and i else s + z)
+    return _layout(spatial, kernel, padding, dilation, zeros, grid, grid)
 
 
 def im2col_grid(xp, x, kernel, padding, dilation, work=None):
-    """Stride-1 ``im2col`` on the padded grid: ``x (batch, C, *spatial)`` -> ``cols (C *
-    prod(kernel), batch * prod(grid))``, ``grid`` the padded spatial size.
+    """Stride-1 ``im2col`` on the grid of ``grid_plan``: ``x (batch, C, *spatial)`` -> ``cols
+    (C * prod(kernel), batch * prod(grid))``.
 
-    Column ``(b, p)`` holds the window that starts at position ``p`` of example ``b``'s padded
-    grid. On the flattened grid a kernel offset is a constant shift, linear in the offset, so
-    one strided view holds every offset's rows and one copy of long contiguous runs unfolds them
+    Column ``(b, p)`` holds the window that starts at position ``p`` of example ``b``'s grid.
+    On the flattened grid a kernel offset is a constant shift, linear in the offset, so one
+    strided view holds every offset's rows and one copy of long contiguous runs unfolds them
     (about 1.6 times faster than the strided copies of ``im2col``; one copy instead of one per
     offset saved another 20 % on a 32x32 input). Columns at positions that start no output
     window hold whatever the shifted reads find (the next row or example, or the zero tail):
-    the GEMM's results there are cropped (``from_grid_rows``), never used.
+    the GEMM's results there are cropped (``from_grid_rows``), never used. ``cols`` is a
+    ``padded_matrix``; with ``work`` it and the grid are the work arrays ``im2col.cols`` and
+    ``im2col.padded``.
     """
     batch, channels, *spatial = x.shape
-    grid = padded_spatial(spatial, padding)
-    size = batch * math.prod(grid)
-    shifts = grid_shifts(grid, kernel, dilation)
-    offset_steps = tuple(d * step for d, step in zip(dilation, _row_major_steps(grid)))
-    flat = _empty(xp, work, "im2col.padded", (channels, size + shifts[-1]), x.dtype)
-    padded = flat[:, :size].reshape(channels, batch, *grid)  # (C, batch, *grid), a view
-    if any(lo or hi for lo, hi in padding):
-        padded[...] = 0
-    padded[_ALL2 + tuple(slice(lo, lo + n) for n, (lo, _) in zip(spatial, padding))] = \
-        x.swapaxes(0, 1)  # (C, batch, *spatial)
-    flat[:, size:] = 0  # the tail read past the last example
-    view = _shifted_view(xp, flat, kernel, offset_steps, size)  # (C, *kernel, batch*grid)
-    cols = _empty(xp, work, "im2col.cols", (channels, len(shifts), size), x.dtype)
-    cols.reshape(view.shape)[...] = view
-    return cols.reshape(channels * len(shifts), size)  # (C*K, batch*grid)
+    plan = grid_plan(tuple(spatial), tuple(kernel), tuple(padding), tuple(dilation))
+    size = batch * math.prod(plan.grid)
+    flat = _empty(xp, work, "im2col.padded", (channels, size + plan.span), x.dtype)
+    flat[:, :plan.lead] = 0
+    flat[:, plan.lead + size:] = 0  # the tail read past the last example
+    grids = flat[:, plan.lead:plan.lead + size].reshape(channels, batch, *plan.grid)  # a view
+    for i, z in enumerate(plan.zeros):  # (C, batch, *grid): the zeros in front of every row
+        if z:
+            grids[_ALL2 + (slice(None),) * i + (slice(0, z),)] = 0
+    grids[_ALL2 + plan.inner] = x.swapaxes(0, 1)  # (C, batch, *spatial)
+    view = _shifted_view(xp, flat[:, plan.lead + plan.start:], kernel, plan.offset_steps,
+                         size)  # (C, *kernel, batch*grid)
+    cols = padded_matrix(xp, work, "im2col.cols", channels * len(plan.shifts), size, x.dtype)
+    cols.reshape(view.shape)[...] = view  # a view of cols, written through
+    return cols  # (C*K, batch*grid)
 
 
 def from_grid_rows(xp, rows, batch, grid, out_spatial):
@@ -263,41 +358,49 @@ def col2im(xp, cols, input_shape, kernel, stride, padding, dilation):
     return crop_channels_first(xp, buf, spatial, padding)
 
 
-def grid_shifts(grid, kernel, dilation):
-    """Flat shift of each kernel offset on a row-major ``grid``: ``sum_i offset_i * d_i *
-    prod(grid[i+1:])``; the last one is the largest."""
-    steps = _row_major_steps(grid)
-    return [sum(k * d * step for k, d, step in zip(offset, dilation, steps))
-            for offset in kernel_offsets(kernel)]
+def col2im_stride1_add(xp, cols, flat, plan):
+    """``col2im_add`` for stride 1, with ``cols`` laid out on the grid of ``plan``
+    (``grid_plan``), several examples' grids one after the other.
 
-
-def col2im_stride1_add(xp, cols, flat, grid, kernel, dilation):
-    """``col2im_add`` for stride 1, with ``cols`` laid out on the padded input grid.
-
-    ``cols: (C * prod(kernel), batch * prod(grid))`` holds, for every position ``p`` of the
-    padded grid, the entry of the window that starts at ``p``; positions past the last window
-    must hold zeros (``rows_on_grid`` of the output gradient gives that). On the flattened grid
-    a kernel offset is then a constant shift, so each offset is one contiguous add per channel
-    instead of many short strided rows: about 4 times faster than ``col2im_add``. Zero columns
-    that wrap into the next row or example add nothing. ``flat: (C, batch * prod(grid) +
-    max shift)`` is the flattened ``(C, batch, *grid)`` buffer plus a tail, updated in place.
+    ``cols: (C * prod(kernel), count * prod(grid))`` holds, for every position ``p`` of an
+    example's grid, the entry of the window that starts at ``p``; positions that start no
+    window must hold zeros (``rows_on_grid`` of the output gradient gives that). On the
+    flattened grid a kernel offset is then a constant shift, so each offset is one contiguous
+    add per channel instead of many short strided rows: about 4 times faster than
+    ``col2im_add``. Zero columns that reach the next row or example add nothing; the entries of
+    ``plan.wraps`` (compact grids: they would be added past a row, onto data) are set to zero
+    first, in ``cols`` (they belong to padding). ``flat: (C, count * prod(grid) + plan.span)``
+    is the flattened ``(C, count, *grid)`` buffer from ``plan.lead`` on, updated in place.
     """
-    shifts = grid_shifts(grid, kernel, dilation)
-    length = flat.shape[1] - shifts[-1]
-    cols = cols.reshape(flat.shape[0], len(shifts), length)  # (C, K, batch*grid)
-    for k, shift in enumerate(shifts):
-        flat[:, shift:shift + length] += cols[:, k]
+    channels, length = flat.shape[0], flat.shape[1] - plan.span  # count * prod(grid)
+    if plan.wraps:
+        count = length // math.prod(plan.grid)
+        slabs = cols.reshape(channels, *plan.kernel, count, *plan.grid)  # a view
+        for index in plan.wraps:
+            slabs[index] = 0
+    cols = cols.reshape(channels, len(plan.shifts), length)  # (C, K, count*grid)
+    for k, shift in enumerate(plan.shifts):
+        base = plan.lead + shift
+        flat[:, base:base + length] += cols[:, k]
 
 
-def col2im_stride1(xp, cols, input_shape, kernel, padding, dilation):
-    """``col2im_stride1_add`` into a new zero buffer: ``cols`` -> ``(batch, C, *spatial)``."""
+def from_col2im_grid(xp, flat, plan, batch):
+    """``col2im_stride1_add``'s whole buffer ``(C, batch * prod(grid) + plan.span)`` -> the
+    input gradient ``(batch, C, *spatial)``, a strided view (no copy)."""
+    size = math.prod(plan.grid)
+    grid = flat[:, plan.lead:plan.lead + batch * size].reshape(
+        flat.shape[0], batch, *plan.grid)  # (C, batch, *grid)
+    return grid[_ALL2 + plan.inner].swapaxes(0, 1)  # (batch, C, *spatial)
+
+
+def col2im_stride1(xp, cols, input_shape, kernel, padding, dilation, compact=False):
+    """``col2im_stride1_add`` into a new zero buffer: ``cols`` on the grid of ``grid_plan``
+    -> ``(batch, C, *spatial)``."""
     batch, channels, *spatial = input_shape
-    grid = padded_spatial(spatial, padding)
-    length = batch * math.prod(grid)
-    flat = xp.zeros((channels, length + grid_shifts(grid, kernel, dilation)[-1]), dtype=cols.dtype)
-    col2im_stride1_add(xp, cols, flat, grid, kernel, dilation)
-    padded = flat[:, :length].reshape(channels, batch, *grid)  # (C, batch, *grid)
-    return crop_channels_first(xp, padded, spatial, padding)
+    plan = grid_plan(tuple(spatial), tuple(kernel), tuple(padding), tuple(dilation), compact)
+    flat = xp.zeros((channels, batch * math.prod(plan.grid) + plan.span), dtype=cols.dtype)
+    col2im_stride1_add(xp, cols, flat, plan)
+    return from_col2im_grid(xp, flat, plan, batch)
 
 
 def to_rows(xp, y, work=None):
