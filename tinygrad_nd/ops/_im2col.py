@@ -798,5 +798,5 @@ def window_scatter_small(xp, gy, argk, input_shape, kernel, stride, dilation):
     """``window_scatter`` for disjoint windows inside the input: one assignment (each element
     is chosen at most once, so nothing accumulates)."""
     gx = xp.zeros(math.prod(input_shape), dtype=gy.dtype)
-    gx[chosen_positions(xp, argk, input_shape, kernel, stride, dilation)] = gy.reshape(-1)
+    gx.put(chosen_positions(xp, argk, input_shape, kernel, stride, dilation), gy)  # gy in C order
     return gx.reshape(input_shape)
