@@ -339,7 +339,8 @@ class ConvNdInputGrad(_ConvFunction):
             count = chunk.stop - chunk.start
             rows = im.padded_matrix(xp, work, "rows_on_grid", groups * k0 * o_g, count * size,
                                     gy.dtype)  # G: (g * k0 * C_out/g, chunk * n_0 * later)
-            stacked = rows.reshape(groups, k0, o_g, count, spatial[0], -1)  # a view
+            stacked = rows.reshape(groups, k0, o_g, count, spatial[0],
+                                   -1)  # (g, k0, C_out/g, chunk, n_0, prod(later)), a view
             for a in range(k0):  # G[:, a, :, :, y] = gy row y - first (zero outside gy)
                 first = a * d0 - lo0
                 lo, hi = min(max(first, 0), spatial[0]), max(min(out0 + first, spatial[0]), 0)
