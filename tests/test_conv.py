@@ -455,21 +455,28 @@ def _ref_input_and_weight_grads(x, w, gy, padding, dilation, groups):
 
 STRIDE1_ROUTES = [
     # x shape, w shape, padding pairs, dilation, groups, forward route, input-gradient grid
-    ((2, 2, 8, 9), (3, 2, 3, 3), ((1, 1), (1, 1)), (1, 1), 1, "flat", "compact"),
-    ((2, 2, 8, 9), (3, 2, 3, 3), ((1, 1), (2, 2)), (1, 1), 1, "grid", "compact"),  # out > n
+    ((2, 2, 8, 9), (3, 2, 3, 3), ((1, 1), (1, 1)), (1, 1), 1, "flat", "dim0k"),
+    ((2, 2, 8, 9), (3, 2, 3, 3), ((1, 1), (2, 2)), (1, 1), 1, "grid", "dim0k"),  # out > n
     ((2, 2, 8, 9), (4, 1, 3, 2), ((2, 2), (0, 0)), (1, 1), 2, "grid", "wide"),  # rows shrink
-    ((2, 2, 8, 9), (3, 2, 2, 3), ((1, 2), (2, 2)), (3, 2), 1, "flat", "compact"),  # 'same'
-    ((2, 4, 8, 8), (6, 2, 3, 3), ((1, 1), (1, 1)), (1, 1), 2, "flat", "compact"),
+    ((2, 2, 8, 9), (3, 2, 2, 3), ((1, 2), (2, 2)), (3, 2), 1, "flat", "dim0k"),  # 'same'
+    ((2, 4, 8, 8), (6, 2, 3, 3), ((1, 1), (1, 1)), (1, 1), 2, "flat", "dim0k"),
     ((2, 2, 6, 7), (3, 2, 3, 3), ((1, 1), (1, 1)), (1, 1), 1, "flat", "wide"),  # < 64 outputs
     ((3, 2, 70), (3, 2, 3), ((2, 2),), (2,), 1, "flat", "compact"),
     ((2, 2, 4, 5, 4), (3, 2, 3, 2, 3), ((1, 1), (1, 1), (1, 1)), (1, 1, 1), 1, "grid",
-     "compact"),
+     "dim0k"),
     # >= 128 positions: the weight gradient example by example, dim 0's offsets as shifts
-    ((2, 8, 13, 12), (3, 8, 3, 3), ((1, 1), (1, 1)), (1, 1), 1, "flat", "compact"),
-    ((2, 16, 13, 12), (4, 8, 2, 3), ((2, 1), (2, 2)), (2, 2), 2, "flat", "compact"),
+    ((2, 8, 13, 12), (3, 8, 3, 3), ((1, 1), (1, 1)), (1, 1), 1, "flat", "dim0k"),
+    ((2, 16, 13, 12), (4, 8, 2, 3), ((2, 1), (2, 2)), (2, 2), 2, "flat", "dim0k"),
     ((2, 16, 140), (3, 16, 3), ((2, 2),), (2,), 1, "flat", "compact"),
     ((2, 2, 6, 5, 6), (3, 2, 3, 3, 3), ((1, 1), (1, 1), (1, 1)), (1, 1, 1), 1, "flat",
-     "compact"),
+     "dim0k"),
+    # dim 0's offsets in K (dim0k): padding wider than the kernel reaches in dim 0 (input
+    # rows no output reads: zero rows of G), asymmetric, dilated, a kernel of 1 in dim 0
+    ((2, 2, 9, 8), (4, 1, 3, 3), ((3, 0), (1, 1)), (2, 1), 2, "flat", "dim0k"),
+    ((2, 3, 9, 8), (2, 3, 2, 3), ((0, 4), (2, 2)), (1, 2), 1, "flat", "dim0k"),
+    ((2, 3, 9, 8), (2, 3, 1, 3), ((0, 0), (1, 1)), (1, 1), 1, "flat", "dim0k"),
+    ((2, 2, 6, 5, 6), (6, 1, 2, 3, 3), ((1, 0), (1, 1), (2, 2)), (1, 1, 1), 2, "grid",
+     "dim0k"),
 ]
 
 
@@ -495,6 +502,9 @@ def test_stride1_routes_keep_inf_and_nan_where_they_belong(case, chunked, monkey
     monkeypatch.setattr(conv, "_products_on_grid",
                         lambda *a: seen.add("compact") or products(*a))
     monkeypatch.setattr(im, "dim0_offsets", lambda *a: seen.add("dim0") or offsets(*a))
+    in_k = ConvNdInputGrad._dim0_in_k
+    monkeypatch.setattr(ConvNdInputGrad, "_dim0_in_k",
+                        lambda *a: seen.add("dim0k") or in_k(*a))
     rng = np.random.default_rng(11)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     x[0, :, ..., -1] = np.inf  # the last element of every row
