@@ -576,9 +576,10 @@ def window_scatter(xp, gy, argk, input_shape, kernel, stride, padding, dilation)
     -> ``(batch, C, *spatial)``."""
     input_shape, kernel, stride, padding, dilation = _tuples(input_shape, kernel, stride,
                                                             padding, dilation)
-    if scatter_is_small(input_shape, kernel, stride, padding, dilation, gy.shape[2:],
-                        SMALL_ELEMENTS):
-        return window_scatter_small(xp, gy, argk, input_shape, kernel, stride, dilation)
+    windows = scatter_index(xp, backend.device_of(gy), input_shape, kernel, stride, padding,
+                            dilation, gy.shape[2:], SMALL_ELEMENTS)
+    if windows is not None:
+        return window_scatter_small(xp, gy, argk, input_shape, kernel, stride, dilation, windows)
     disjoint = _disjoint(kernel, stride, dilation)
     gx = xp.zeros(input_shape, dtype=gy.dtype)
     gx_bits = _bits(xp, gx)
@@ -692,7 +693,7 @@ def windows_inside(spatial, kernel, stride, padding, dilation, out_spatial):
 
 
 @functools.lru_cache(maxsize=64)  # small arrays (at most SMALL_COLUMNS entries) per geometry
-def _window_index(xp, device, shape, kernel, stride, dilation, out_spatial):
+def window_index(xp, device, shape, kernel, stride, dilation, out_spatial):
     """``index (batch * C * prod(out), prod(kernel))``: the flat position in an array of ``shape
     (batch, C, *spatial)`` of every window element (offsets in row-major order), and ``base
     (batch * C * prod(out),)``, ``arange * prod(kernel)``, the start of each window's row;
@@ -719,38 +720,44 @@ def _window_index(xp, device, shape, kernel, stride, dilation, out_spatial):
 
 
 @functools.lru_cache(maxsize=64)
-def _padded(padding):
-    return any(lo or hi for lo, hi in padding)
-
-
-@functools.lru_cache(maxsize=64)
-def _column_index(xp, device, shape, kernel, stride, dilation, out_spatial):
-    """``_window_index`` in the column layout: ``(C * prod(kernel), batch * prod(out))``."""
-    index = _window_index(xp, device, shape, kernel, stride, dilation, out_spatial)[0]
+def column_index(xp, device, shape, kernel, stride, padding, dilation, out_spatial):
+    """The gather of ``im2col_small`` for an input of ``shape (batch, C, *spatial)``: ``index
+    (C * prod(kernel), batch * prod(out))`` into the flattened zero-padded input, and the padded
+    shape (None without padding). Built with ``xp`` on ``device``, cached, never written to."""
+    padded = None
+    if any(lo or hi for lo, hi in padding):
+        padded = shape[:2] + padded_spatial(shape[2:], padding)
+    source = padded or shape
+    index = window_index(xp, device, source, kernel, stride, dilation, out_spatial)[0]
     with backend.on_device(xp, device):
-        index = index.reshape(shape[0], shape[1], math.prod(out_spatial), -1)  # (batch, C, out, K)
+        index = index.reshape(source[0], source[1], math.prod(out_spatial), -1)  # (batch, C, out, K)
         index = index.transpose(1, 3, 0, 2)  # (C, K, batch, out)
-        return index.reshape(shape[1] * index.shape[1], -1).copy()  # (C*K, batch*out)
+        return index.reshape(source[1] * index.shape[1], -1).copy(), padded  # (C*K, batch*out)
+
+
+def gather_columns(xp, x, index, padded, padding):
+    """``im2col`` of ``x`` through ``column_index``'s ``(index, padded)``: one gather, from a
+    zero-padded copy when ``padded``."""
+    if padded is not None:
+        source = xp.zeros(padded, dtype=x.dtype)
+        source[_ALL2 + tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape[2:], padding))] = x
+        x = source
+    return x.reshape(-1)[index]  # (C*K, batch*out)
 
 
 def im2col_small(xp, x, kernel, stride, padding, dilation, out_spatial):
     """``im2col`` by one gather (for ``is_small`` inputs): the same result, the same layout.
     The geometry arguments are tuples (the index array is cached on them)."""
-    if _padded(padding):
-        batch, channels, *spatial = x.shape
-        source = xp.zeros((batch, channels, *padded_spatial(spatial, padding)), dtype=x.dtype)
-        source[_ALL2 + tuple(slice(lo, lo + n) for n, (lo, _) in zip(spatial, padding))] = x
-    else:
-        source = x
-    index = _column_index(xp, backend.device_of(x), source.shape, kernel, stride, dilation,
-                          out_spatial)
-    return source.reshape(-1)[index]  # (C*K, batch*out)
+    index, padded = column_index(xp, backend.device_of(x), x.shape, kernel, stride, padding,
+                                 dilation, out_spatial)
+    return gather_columns(xp, x, index, padded, padding)
 
 
-def max_pool_small(xp, x, kernel, stride, dilation, out_spatial):
+def max_pool_small(xp, x, kernel, stride, dilation, out_spatial, windows=None):
     """``max_pool`` by one gather, for ``is_small`` inputs whose windows lie inside the input
     (``windows_inside``): the same values and ``argk``, bit for bit. The geometry arguments
-    are tuples (the index arrays are cached on them).
+    are tuples (the index arrays are cached on them); ``windows`` is ``window_index``'s result
+    when the caller has looked it up already.
 
     ``argmax`` gives the first maximum (the tie rule); a window holding NaN takes its last NaN
     instead (PyTorch's CPU rule): the NaN with the largest ``1 + offset``; numpy's and CuPy's
@@ -758,8 +765,8 @@ def max_pool_small(xp, x, kernel, stride, dilation, out_spatial):
     then gathered at the chosen element, so signed zeros come out as the loops give them.
     """
     count = math.prod(kernel)
-    index, base, ranks = _window_index(xp, backend.device_of(x), x.shape, kernel, stride,
-                                       dilation, out_spatial)
+    index, base, ranks = windows or window_index(xp, backend.device_of(x), x.shape, kernel,
+                                                 stride, dilation, out_spatial)
     windows = x.reshape(-1)[index]  # (batch*C*out, K)
     argk = windows.argmax(-1)  # (batch*C*out,)
     if windows.dtype.kind == "f":
@@ -772,19 +779,21 @@ def max_pool_small(xp, x, kernel, stride, dilation, out_spatial):
 
 
 @functools.lru_cache(maxsize=256)
-def scatter_is_small(input_shape, kernel, stride, padding, dilation, out_spatial, limit):
-    """Whether ``window_scatter_small`` applies: disjoint windows, all inside the input, and
-    few enough elements (``limit``, ``SMALL_ELEMENTS``)."""
-    return _disjoint(kernel, stride, dilation) and _small_inside(
-        input_shape, kernel, stride, padding, dilation, out_spatial, limit)
+def scatter_index(xp, device, input_shape, kernel, stride, padding, dilation, out_spatial, limit):
+    """``window_index``'s arrays when ``window_scatter_small`` applies (disjoint windows, all
+    inside the input, at most ``limit`` elements: ``SMALL_ELEMENTS``), else None."""
+    if not (_disjoint(kernel, stride, dilation) and _small_inside(
+            input_shape, kernel, stride, padding, dilation, out_spatial, limit)):
+        return None
+    return window_index(xp, device, input_shape, kernel, stride, dilation, out_spatial)
 
 
-def chosen_positions(xp, argk, shape, kernel, stride, dilation):
+def chosen_positions(xp, argk, shape, kernel, stride, dilation, windows=None):
     """Flat position in an array of ``shape`` of every window's chosen element, for windows
     inside the input (``windows_inside``): ``(batch * C * prod(out),)`` int64. The geometry
-    arguments are tuples."""
-    index, base, _ = _window_index(xp, backend.device_of(argk), shape, kernel, stride,
-                                   dilation, argk.shape[2:])
+    arguments are tuples; ``windows`` is ``window_index``'s result if already looked up."""
+    index, base, _ = windows or window_index(xp, backend.device_of(argk), shape, kernel,
+                                             stride, dilation, argk.shape[2:])
     return index.reshape(-1)[argk.reshape(-1) + base]
 
 
@@ -794,9 +803,10 @@ def window_gather_small(xp, x, argk, kernel, stride, dilation):
     return x.reshape(-1)[positions].reshape(argk.shape)
 
 
-def window_scatter_small(xp, gy, argk, input_shape, kernel, stride, dilation):
+def window_scatter_small(xp, gy, argk, input_shape, kernel, stride, dilation, windows=None):
     """``window_scatter`` for disjoint windows inside the input: one assignment (each element
-    is chosen at most once, so nothing accumulates)."""
+    is chosen at most once, so nothing accumulates). ``windows`` as in ``chosen_positions``."""
     gx = xp.zeros(math.prod(input_shape), dtype=gy.dtype)
-    gx.put(chosen_positions(xp, argk, input_shape, kernel, stride, dilation), gy)  # gy in C order
+    positions = chosen_positions(xp, argk, input_shape, kernel, stride, dilation, windows)
+    gx.put(positions, gy)  # gy read in C order
     return gx.reshape(input_shape)

@@ -93,9 +93,11 @@ def check_conv_shapes(op, x_shape, w_shape, stride, padding, dilation, groups):
 
 
 @functools.lru_cache(maxsize=512)
-def _route(op, x_shape, w_shape, stride, padding, dilation, groups, limit):
+def _route(op, xp, device, x_shape, w_shape, stride, padding, dilation, groups, limit):
     out = check_conv_shapes(op, x_shape, w_shape, stride, padding, dilation, groups)
-    return out, im.is_small(x_shape[0], x_shape[1], out, w_shape[2:], limit)
+    if not im.is_small(x_shape[0], x_shape[1], out, w_shape[2:], limit):
+        return out, None
+    return out, im.column_index(xp, device, x_shape, w_shape[2:], stride, padding, dilation, out)
 
 
 def _weight_blocks(w, groups):
@@ -180,10 +182,12 @@ class _ConvFunction(Function):
         return check_conv_shapes(self.name, x_shape, w_shape, self.stride, self.padding,
                                  self.dilation, self.groups)
 
-    def route(self, x_shape, w_shape):
-        """``(out_spatial, small)``: ``check_shapes``, and whether the one-gather route applies."""
-        return _route(self.name, x_shape, w_shape, self.stride, self.padding, self.dilation,
-                      self.groups, im.SMALL_COLUMNS)
+    def route(self, xp, x, w_shape):
+        """``(out_spatial, gather)``: ``check_shapes`` for ``x`` and a weight of ``w_shape``,
+        and, when the one-gather route applies (``im.is_small``), ``im.column_index``'s
+        ``(index, padded)`` for ``im.gather_columns`` (else None). One cached lookup."""
+        return _route(self.name, xp, backend.device_of(x), x.shape, w_shape, self.stride,
+                      self.padding, self.dilation, self.groups, im.SMALL_COLUMNS)
 
     def conv_params(self):
         """The checked parameters of a ``ConvNd`` node with this node's geometry."""
@@ -207,12 +211,12 @@ class ConvNd(_ConvFunction):
     def forward(self, xp, x, w, b=None):
         if x.dtype != w.dtype:
             _check_dtypes(self.name, x, w)
-        out, small = self.route(x.shape, w.shape)
+        out, gather = self.route(xp, x, w.shape)
         kernel, groups = w.shape[2:], self.groups
         if b is not None and (b.shape != w.shape[:1] or b.dtype != w.dtype):
             _check_bias(self.name, w, b)
-        if small:  # one gather, no chunks: the per-example case, where each call counts
-            cols = im.im2col_small(xp, x, kernel, self.stride, self.padding, self.dilation, out)
+        if gather is not None:  # one gather, no chunks: the per-example case, where each call counts
+            cols = im.gather_columns(xp, x, *gather, self.padding)  # (C_in*K, batch*out)
             rows = w.reshape(w.shape[0], -1).dot(cols) if groups == 1 else _grouped_matmul(
                 xp, _weight_blocks(w, groups), _col_blocks(cols, groups))  # (C_out, batch*out)
             if b is not None:
@@ -374,10 +378,10 @@ class ConvNdWeightGrad(_ConvFunction):
         groups, weight_shape = self.groups, self.weight_shape
         if x.dtype != gy.dtype:
             _check_dtypes(self.name, x, gy)
-        out, small = self.route(x.shape, weight_shape)
+        out, gather = self.route(xp, x, weight_shape)
         kernel = weight_shape[2:]
-        if small:  # one gather, no chunks
-            cols = im.im2col_small(xp, x, kernel, self.stride, self.padding, self.dilation, out)
+        if gather is not None:  # one gather, no chunks
+            cols = im.gather_columns(xp, x, *gather, self.padding)  # (C_in*K, batch*out)
             rows = im.to_rows(xp, gy)  # (C_out, batch*out)
             gw = rows.dot(cols.T) if groups == 1 else _grouped_matmul(
                 xp, _col_blocks(rows, groups), _col_blocks(cols, groups).swapaxes(1, 2))

@@ -72,12 +72,15 @@ def check_pool_shape(op, x_shape, kernel_size, stride, padding, dilation, ceil_m
 
 
 @functools.lru_cache(maxsize=512)
-def _max_pool_route(op, x_shape, kernel_size, stride, padding, dilation, ceil_mode, limit):
-    """``(out_spatial, small)``: ``check_pool_shape``, and whether ``im.max_pool_small`` applies
-    (``im.pool_plan`` with ``limit``, ``im.SMALL_ELEMENTS``)."""
+def _max_pool_route(op, xp, device, x_shape, kernel_size, stride, padding, dilation, ceil_mode,
+                    limit):
+    """``(out_spatial, windows)``: ``check_pool_shape``, and, when ``im.max_pool_small`` applies
+    (``im.pool_plan`` with ``limit``, ``im.SMALL_ELEMENTS``), its ``im.window_index`` arrays
+    (else None): one cached lookup per forward."""
     out = check_pool_shape(op, x_shape, kernel_size, stride, padding, dilation, ceil_mode)
-    return out, im.pool_plan(x_shape, kernel_size, stride, padding, dilation, ceil_mode,
-                             limit)[1]
+    if not im.pool_plan(x_shape, kernel_size, stride, padding, dilation, ceil_mode, limit)[1]:
+        return out, None
+    return out, im.window_index(xp, device, x_shape, kernel_size, stride, dilation, out)
 
 
 def _node_params(op, kernel_size, stride, padding, dilation, shape, flags):
@@ -119,11 +122,12 @@ class MaxPoolNd(_PoolFunction):
     ties go to the first maximal element in row-major window order; NaN wins (the last NaN)."""
 
     def forward(self, xp, x):
-        out, small = _max_pool_route(self.name, x.shape, self.kernel_size, self.stride,
-                                     self.padding, self.dilation, self.ceil_mode,
-                                     im.SMALL_ELEMENTS)
-        if small:  # one gather (per-example sizes, where each call counts)
-            y, argk = im.max_pool_small(xp, x, self.kernel_size, self.stride, self.dilation, out)
+        out, windows = _max_pool_route(self.name, xp, backend.device_of(x), x.shape,
+                                       self.kernel_size, self.stride, self.padding,
+                                       self.dilation, self.ceil_mode, im.SMALL_ELEMENTS)
+        if windows is not None:  # one gather (per-example sizes, where each call counts)
+            y, argk = im.max_pool_small(xp, x, self.kernel_size, self.stride, self.dilation, out,
+                                        windows)
         else:
             y, argk = im.max_pool(xp, x, self.kernel_size, self.stride, self.padding,
                                   self.dilation, self.ceil_mode)
@@ -148,10 +152,12 @@ class MaxPoolNdScatter(_PoolFunction):
     VJP: g_gy = max_pool_nd_gather(ggx, argk); argk is an index, not differentiable."""
 
     def forward(self, xp, gy, argk):
-        if im.scatter_is_small(self.shape, self.kernel_size, self.stride, self.padding,
-                               self.dilation, argk.shape[2:], im.SMALL_ELEMENTS):
+        windows = im.scatter_index(xp, backend.device_of(gy), self.shape, self.kernel_size,
+                                   self.stride, self.padding, self.dilation, argk.shape[2:],
+                                   im.SMALL_ELEMENTS)
+        if windows is not None:  # one assignment
             return im.window_scatter_small(xp, gy, argk, self.shape, self.kernel_size,
-                                           self.stride, self.dilation)  # one assignment
+                                           self.stride, self.dilation, windows)
         return im.window_scatter(xp, gy, argk, self.shape, **self.window())
 
     def backward(self, ggx):
