@@ -259,6 +259,22 @@ def test_anomaly_mode_names_the_backward_op():
             y.backward()
 
 
+def test_anomaly_mode_names_the_input_whose_gradient_is_not_finite():
+    # input 1's gradient is NaN; the input is found by identity (Tensor == is elementwise)
+    class SecondGradientNaN(tnd.autograd.Function):
+        def forward(self, xp, x, y):
+            return x + y
+
+        def backward(self, gz):
+            return gz, tnd.tensor(np.full(gz.shape, np.nan))  # made by no op: only the check sees it
+
+    x, y = leaf([0.0, 1.0]), leaf([1.0, 2.0])
+    with tnd.autograd.detect_anomaly():
+        z = SecondGradientNaN.apply(x, y).sum()
+        with pytest.raises(RuntimeError, match=r"returned NaN or Inf for input 1"):
+            z.backward()
+
+
 def test_without_anomaly_mode_nan_passes_silently():
     x = leaf([-1.0])
     with np.errstate(invalid="ignore"):

@@ -312,6 +312,23 @@ def _bad_gradient(node, inputs, t, gx):
                        f"input {i} of shape {t.shape}")
 
 
+def _checked_gradient(node, inputs, t, gx):
+    """``gx`` for input ``t`` of ``node`` after the checks the traversal's fast test routes here:
+    RuntimeError for a wrong shape; a gradient of another dtype is converted to its input's
+    (mixed precision); in anomaly mode, RuntimeError for NaN or Inf."""
+    gd, td = gx.data, t.data
+    if gd.shape != td.shape:
+        _bad_gradient(node, inputs, t, gx)
+    if gd.dtype != td.dtype:
+        gx = gx.to(dtype=td.dtype)
+    if _anomaly_enabled:
+        position = next(i for i, u in enumerate(inputs) if u is t)  # not index(): == is elementwise
+        _check_finite(gx.data, f"backward of op '{node.name}' returned NaN or Inf for input "
+                      f"{position}; the op was created at "
+                      f"{getattr(node, 'created_at', '<unknown>')}")
+    return gx
+
+
 def _check_hook_result(result, grad, what):
     if result is None:
         return grad
@@ -374,14 +391,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 if gx is None or not t.requires_grad:
                     continue
                 gd, td = gx.data, t.data
-                if gd.shape != td.shape:
-                    _bad_gradient(node, inputs, t, gx)
-                if gd.dtype is not td.dtype and gd.dtype != td.dtype:
-                    gx = gx.to(dtype=td.dtype)  # mixed precision: a gradient has its input's dtype
-                if _anomaly_enabled:
-                    _check_finite(gx.data, f"backward of op '{node.name}' returned NaN or "
-                                  f"Inf for input {inputs.index(t)}; the op was created at "
-                                  f"{getattr(node, 'created_at', '<unknown>')}")
+                if gd.shape != td.shape or gd.dtype is not td.dtype or _anomaly_enabled:
+                    gx = _checked_gradient(node, inputs, t, gx)  # raises, converts or checks
                 child = t.grad_fn
                 if child is None:  # a leaf
                     leaf_grads[t] = leaf_grads[t] + gx if t in leaf_grads else gx
