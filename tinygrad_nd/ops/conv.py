@@ -100,6 +100,13 @@ def _route(op, xp, device, x_shape, w_shape, stride, padding, dilation, groups, 
     return out, im.column_index(xp, device, x_shape, w_shape[2:], stride, padding, dilation, out)
 
 
+@functools.lru_cache(maxsize=8)
+def _bias_sum(ndim):
+    """The ``Sum`` parameters of the bias gradient for ``ndim``-d outputs: all axes but the
+    channels (a dict shared by the nodes, never modified)."""
+    return {"dim": (0, *range(2, ndim)), "keepdim": False}
+
+
 def _weight_blocks(w, groups):
     """``(C_out, C_in/g, *kernel)`` -> ``(groups, C_out/g, C_in/g * prod(kernel))``."""
     return w.reshape(groups, w.shape[0] // groups, -1)  # (groups, C_out/g, C_in/g*K)
@@ -263,9 +270,8 @@ class ConvNd(_ConvFunction):
             if self.needs_grad[1] else None
         if len(self.inputs) == 2:
             return gx, gw
-        gb = Sum.apply_checked({"dim": (0, *range(2, len(x.shape))), "keepdim": False}, gy) \
-            if self.needs_grad[2] else None  # (C_out,): gy summed over batch and space
-        return gx, gw, gb
+        gb = Sum.apply_checked(_bias_sum(len(x.shape)), gy) if self.needs_grad[2] else None
+        return gx, gw, gb  # gb (C_out,): gy summed over batch and space
 
 
 @register("conv_nd_input_grad")
