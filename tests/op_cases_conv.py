@@ -15,6 +15,7 @@ from op_cases import OpCase, distinct, randn
 from tinygrad_nd import backend
 from tinygrad_nd.nn import functional_conv as F
 from tinygrad_nd.ops import _im2col as im
+from tinygrad_nd.ops import _windows as pool_windows
 from tinygrad_nd.ops.conv import ConvNdInputGrad, ConvNdWeightGrad
 from tinygrad_nd.ops.pool import AvgPoolNdGrad, MaxPoolNdGather, MaxPoolNdScatter
 from tinygrad_nd.tensor import Tensor
@@ -124,7 +125,7 @@ def _torch_vjp(torch, make_y, shape, like, gy):
 def _argk(z, kernel, stride, padding, dilation, ceil_mode=False):
     """The window choice of max pooling on ``z`` as an integer Tensor (no gradient)."""
     xp = backend.array_module(z.data)
-    _, argk = im.max_pool(xp, z.data, kernel, stride, padding, dilation, ceil_mode)
+    _, argk = pool_windows.max_pool(xp, z.data, kernel, stride, padding, dilation, ceil_mode)
     return Tensor._make(argk, None)
 
 

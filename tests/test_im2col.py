@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tinygrad_nd.ops import _im2col as im
+from tinygrad_nd.ops import _windows as win
 
 xp = np
 
@@ -22,7 +23,7 @@ def route(request, monkeypatch):
     """Max pooling's one-gather route of small inputs, and the offset loop (forced by
     ``SMALL_ELEMENTS = 0``; padded or overhanging windows take it on both)."""
     if request.param == "general":
-        monkeypatch.setattr(im, "SMALL_ELEMENTS", 0)
+        monkeypatch.setattr(win, "SMALL_ELEMENTS", 0)
     return request.param
 
 
@@ -293,7 +294,7 @@ def test_window_boxes_stay_inside(case):
     _, spatial, kernel, stride, padding, dilation, ceil_mode = case
     out = im.pool_out_spatial(spatial, kernel, stride, padding, dilation, ceil_mode)
     seen = np.zeros(out, np.int64)
-    for _, in_slices, out_slices in im.window_boxes(spatial, kernel, stride, padding,
+    for _, in_slices, out_slices in win.window_boxes(spatial, kernel, stride, padding,
                                                     dilation, out):
         block = np.zeros(spatial)[in_slices[2:]]
         assert block.shape == seen[out_slices[2:]].shape
@@ -305,29 +306,29 @@ def test_window_boxes_stay_inside(case):
 def test_max_pool_matches_loops(case, route):
     _, spatial, kernel, stride, padding, dilation, ceil_mode = case
     x = _distinct((2, 3, *spatial))
-    y, argk = im.max_pool(xp, x, kernel, stride, padding, dilation, ceil_mode)
+    y, argk = win.max_pool(xp, x, kernel, stride, padding, dilation, ceil_mode)
     ref_y, ref_index = ref_pool(x, kernel, stride, padding, dilation, ceil_mode, "max")
     np.testing.assert_array_equal(y, ref_y)
-    index = im.flat_indices(xp, argk, spatial, kernel, stride, padding, dilation)
+    index = win.flat_indices(xp, argk, spatial, kernel, stride, padding, dilation)
     np.testing.assert_array_equal(index, ref_index)
     np.testing.assert_array_equal(
-        im.window_gather(xp, x, argk, kernel, stride, padding, dilation), y)
+        win.window_gather(xp, x, argk, kernel, stride, padding, dilation), y)
 
 
 def test_max_pool_ties_nan_and_minus_inf(route):
     x = np.array([[[[1.0, 1.0, 2.0, 2.0, -np.inf, -np.inf],
                     [1.0, 1.0, np.nan, 2.0, -np.inf, -np.inf]]]])
-    y, argk = im.max_pool(xp, x, (2, 2), (2, 2), (0, 0), (1, 1), False)
+    y, argk = win.max_pool(xp, x, (2, 2), (2, 2), (0, 0), (1, 1), False)
     np.testing.assert_array_equal(y, [[[[1.0, np.nan, -np.inf]]]])
     # ties: the first maximal element in row-major window order; NaN wins; all -inf: the first
     np.testing.assert_array_equal(argk, [[[[0, 2, 0]]]])
     ref_y, ref_index = ref_pool(x, (2, 2), (2, 2), (0, 0), (1, 1), False, "max")
-    index = im.flat_indices(xp, argk, (2, 6), (2, 2), (2, 2), (0, 0), (1, 1))
+    index = win.flat_indices(xp, argk, (2, 6), (2, 2), (2, 2), (0, 0), (1, 1))
     np.testing.assert_array_equal(index, ref_index)
     # with padding, a window whose inside is all -inf still points inside
     x = np.full((1, 1, 3, 3), -np.inf)
-    y, argk = im.max_pool(xp, x, (3, 3), (2, 2), (1, 1), (1, 1), False)
-    index = im.flat_indices(xp, argk, (3, 3), (3, 3), (2, 2), (1, 1), (1, 1))
+    y, argk = win.max_pool(xp, x, (3, 3), (2, 2), (1, 1), (1, 1), False)
+    index = win.flat_indices(xp, argk, (3, 3), (3, 3), (2, 2), (1, 1), (1, 1))
     np.testing.assert_array_equal(index, [[[[0, 1], [3, 4]]]])
 
 
@@ -336,11 +337,11 @@ def test_window_scatter_is_adjoint_of_gather(case, route):
     _, spatial, kernel, stride, padding, dilation, ceil_mode = case
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 3, *spatial))
-    _, argk = im.max_pool(xp, x, kernel, stride, padding, dilation, ceil_mode)
+    _, argk = win.max_pool(xp, x, kernel, stride, padding, dilation, ceil_mode)
     z = rng.standard_normal(x.shape)
     gy = rng.standard_normal(argk.shape)
-    gathered = im.window_gather(xp, z, argk, kernel, stride, padding, dilation)
-    scattered = im.window_scatter(xp, gy, argk, x.shape, kernel, stride, padding, dilation)
+    gathered = win.window_gather(xp, z, argk, kernel, stride, padding, dilation)
+    scattered = win.window_scatter(xp, gy, argk, x.shape, kernel, stride, padding, dilation)
     np.testing.assert_allclose((gathered * gy).sum(), (z * scattered).sum(), rtol=1e-12)
 
 
@@ -352,14 +353,14 @@ def test_avg_pool_matches_loops(case, count_include_pad):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 3, *spatial))
     out = im.pool_out_spatial(spatial, kernel, stride, padding, (1,) * len(kernel), ceil_mode)
-    total = im.window_sum(xp, x, kernel, stride, padding, out)
-    divisor = im.avg_pool_divisor(xp, spatial, kernel, stride, padding, out, count_include_pad,
+    total = win.window_sum(xp, x, kernel, stride, padding, out)
+    divisor = win.avg_pool_divisor(xp, spatial, kernel, stride, padding, out, count_include_pad,
                                   x.dtype)
     ref_y, _ = ref_pool(x, kernel, stride, padding, (1,) * len(kernel), ceil_mode, "avg",
                         count_include_pad)
     np.testing.assert_allclose(total / divisor, ref_y, rtol=1e-12)
     gy = rng.standard_normal(total.shape)
-    back = im.window_sum_adjoint(xp, gy, x.shape, kernel, stride, padding)
+    back = win.window_sum_adjoint(xp, gy, x.shape, kernel, stride, padding)
     np.testing.assert_allclose((total * gy).sum(), (x * back).sum(), rtol=1e-12)
 
 
@@ -372,9 +373,9 @@ def test_pool_sizes_and_indices_match_torch(case):
     pool = getattr(torch.nn.functional, f"max_pool{n}d")
     ty, tindex = pool(torch.from_numpy(x), kernel, stride, padding, dilation,
                       ceil_mode=ceil_mode, return_indices=True)
-    y, argk = im.max_pool(xp, x, kernel, stride, padding, dilation, ceil_mode)
+    y, argk = win.max_pool(xp, x, kernel, stride, padding, dilation, ceil_mode)
     np.testing.assert_array_equal(y, ty.numpy())
-    index = im.flat_indices(xp, argk, spatial, kernel, stride, padding, dilation)
+    index = win.flat_indices(xp, argk, spatial, kernel, stride, padding, dilation)
     np.testing.assert_array_equal(index, tindex.numpy())
 
 

@@ -8,7 +8,7 @@ import tinygrad_nd as tnd
 from op_cases_conv import ref_avg_pool, ref_max_pool
 from tinygrad_nd import backend
 from tinygrad_nd.nn import functional_conv as F
-from tinygrad_nd.ops import _im2col as im
+from tinygrad_nd.ops import _windows as win
 
 try:
     import torch
@@ -55,9 +55,9 @@ def _tol(dtype):
 @pytest.fixture(params=["small", "general"])
 def route(request, monkeypatch):
     """Both routes of max pooling: the one-gather route (small inputs whose windows lie inside
-    the input) and, with ``_im2col.SMALL_ELEMENTS = 0``, the loop over kernel offsets."""
+    the input) and, with ``_windows.SMALL_ELEMENTS = 0``, the loop over kernel offsets."""
     if request.param == "general":
-        monkeypatch.setattr(im, "SMALL_ELEMENTS", 0)
+        monkeypatch.setattr(win, "SMALL_ELEMENTS", 0)
     return request.param
 
 
@@ -308,7 +308,7 @@ def _ties_and_specials(shape, dtype, seed):
 
 def _both_routes(monkeypatch, fn):
     small = fn()
-    monkeypatch.setattr(im, "SMALL_ELEMENTS", 0)
+    monkeypatch.setattr(win, "SMALL_ELEMENTS", 0)
     general = fn()
     monkeypatch.undo()
     return small, general
@@ -322,16 +322,16 @@ def test_small_route_matches_the_offset_loop(geometry, dtype, device, monkeypatc
     padding = (0,) * len(kernel)
     x = tnd.tensor(_ties_and_specials(shape, dtype, seed=len(shape)), device=device).data
     xp = backend.array_module(x)
-    out, small = im.pool_plan(shape, kernel, stride, padding, dilation, ceil_mode,
-                              im.SMALL_ELEMENTS)
+    out, small = win.pool_plan(shape, kernel, stride, padding, dilation, ceil_mode,
+                              win.SMALL_ELEMENTS)
     assert small  # the gather route is the one taken by default
     gy = tnd.tensor(np.random.default_rng(1).standard_normal((shape[0], shape[1], *out)),
                     device=device).data
 
     def run():
-        y, argk = im.max_pool(xp, x, kernel, stride, padding, dilation, ceil_mode)
-        gather = im.window_gather(xp, x, argk, kernel, stride, padding, dilation)
-        scatter = im.window_scatter(xp, gy, argk, shape, kernel, stride, padding, dilation)
+        y, argk = win.max_pool(xp, x, kernel, stride, padding, dilation, ceil_mode)
+        gather = win.window_gather(xp, x, argk, kernel, stride, padding, dilation)
+        scatter = win.window_scatter(xp, gy, argk, shape, kernel, stride, padding, dilation)
         return [backend.to_host(a) for a in (y, argk, gather, scatter)]
 
     small, general = _both_routes(monkeypatch, run)
@@ -368,7 +368,7 @@ def test_small_route_ties_and_nan_match_torch(geometry, dtype, device):
 
 def test_small_route_is_not_taken_with_padding_or_overhang():
     # padding and ceil-mode overhang keep the offset loop (it never materialises them)
-    assert not im.pool_plan((1, 1, 6, 6), (3, 3), (2, 2), (1, 1), (1, 1), False, 4096)[1]
-    assert not im.pool_plan((1, 1, 5), (2,), (2,), (0,), (1,), True, 4096)[1]
-    assert not im.pool_plan((64, 32, 32, 32), (2, 2), (2, 2), (0, 0), (1, 1), False, 4096)[1]
-    assert im.pool_plan((1, 1, 5), (2,), (2,), (0,), (1,), False, 4096)[1]
+    assert not win.pool_plan((1, 1, 6, 6), (3, 3), (2, 2), (1, 1), (1, 1), False, 4096)[1]
+    assert not win.pool_plan((1, 1, 5), (2,), (2,), (0,), (1,), True, 4096)[1]
+    assert not win.pool_plan((64, 32, 32, 32), (2, 2), (2, 2), (0, 0), (1, 1), False, 4096)[1]
+    assert win.pool_plan((1, 1, 5), (2,), (2,), (0,), (1,), False, 4096)[1]

@@ -10,7 +10,7 @@ from ..factories import generator
 from ..ops import elementwise as E
 from ..ops import reduce as R
 from ..ops import shape as S
-from ..ops.linalg import MatMul, matmul
+from ..ops.linalg import MATMUL_FLAGS, MatMul, matmul
 from ..ops.loss import MseLoss
 from ..tensor import Tensor
 from .functional_conv import (  # noqa: F401  (re-exported: F.conv2d, F.max_pool2d, ...)
@@ -23,9 +23,6 @@ relu = E.relu
 tanh = E.tanh
 softmax = R.softmax
 log_softmax = R.log_softmax
-
-
-_TRANSPOSE_Y = {"transpose_y": True}  # linear's MatMul parameters (shared, never modified)
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -46,7 +43,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
                          f"{w.shape[1]} (weight shape {w.shape})")
     if bias is not None and x.ndim >= 2 and bias.data.shape == w.shape[:1] \
             and x.dtype == w.dtype == bias.data.dtype:  # the usual case: one node (addmm)
-        return MatMul.apply_checked(_TRANSPOSE_Y, input, weight, bias)
+        return MatMul.apply_checked(MATMUL_FLAGS[False, True], input, weight, bias)  # x @ w^T
     y = matmul(input, weight, transpose_y=True)  # input @ weight^T, no transpose node
     return y if bias is None else y + bias
 

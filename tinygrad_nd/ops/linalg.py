@@ -11,8 +11,9 @@ from .registry import register
 
 # a node's parameters for each (transpose_x, transpose_y): only the set flags (the defaults are
 # class attributes), shared by the nodes and never modified
-_FLAGS = {(tx, ty): {name: True for name, on in (("transpose_x", tx), ("transpose_y", ty)) if on}
-          for tx in (False, True) for ty in (False, True)}
+MATMUL_FLAGS = {
+    (tx, ty): {name: True for name, on in (("transpose_x", tx), ("transpose_y", ty)) if on}
+    for tx in (False, True) for ty in (False, True)}
 
 
 @register("matmul")
@@ -46,13 +47,13 @@ class MatMul(Function):
         tx, ty = self.transpose_x, self.transpose_y
         gx = gy = gb = None
         if needs_grad[0]:  # d op(x) = gz @ op(y)^T; if tx, dx = (gz @ op(y)^T)^T = op(y) @ gz^T
-            gx = MatMul.apply_checked(_FLAGS[ty, True], y, gz) if tx else \
-                MatMul.apply_checked(_FLAGS[False, not ty], gz, y)
+            gx = MatMul.apply_checked(MATMUL_FLAGS[ty, True], y, gz) if tx else \
+                MatMul.apply_checked(MATMUL_FLAGS[False, not ty], gz, y)
             if gx.data.shape != x.data.shape:  # x was broadcast over batch axes
                 gx = sum_to(gx, x.shape)
         if needs_grad[1]:  # d op(y) = op(x)^T @ gz; if ty, dy = gz^T @ op(x)
-            gy = MatMul.apply_checked(_FLAGS[True, tx], gz, x) if ty else \
-                MatMul.apply_checked(_FLAGS[not tx, False], x, gz)
+            gy = MatMul.apply_checked(MATMUL_FLAGS[True, tx], gz, x) if ty else \
+                MatMul.apply_checked(MATMUL_FLAGS[not tx, False], x, gz)
             if gy.data.shape != y.data.shape:
                 gy = sum_to(gy, y.shape)
         if len(inputs) == 2:
@@ -99,7 +100,7 @@ def matmul(x, y, *, transpose_y: bool = False) -> Tensor:
         raise ValueError(f"matmul: shapes {x.shape} and {shown} do not match: the inner "
                          f"dimensions are {x2.shape[-1]} and {inner}")
     backend.broadcast_shape("matmul (batch dimensions)", x2.shape[:-2], y2.shape[:-2])
-    z = MatMul.apply_checked(_FLAGS[False, bool(transpose_y)], x2, y2)
+    z = MatMul.apply_checked(MATMUL_FLAGS[False, bool(transpose_y)], x2, y2)
     if y.ndim == 1:
         z = S.squeeze(z, -1)
     if x.ndim == 1:

@@ -26,6 +26,7 @@ from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor
 from . import _im2col as im
+from . import _windows as win
 from .registry import register
 
 
@@ -74,11 +75,11 @@ def check_pool_shape(op, x_shape, kernel_size, stride, padding, dilation, ceil_m
 @functools.lru_cache(maxsize=512)
 def _max_pool_route(op, xp, device, x_shape, kernel_size, stride, padding, dilation, ceil_mode,
                     limit):
-    """``(out_spatial, windows)``: ``check_pool_shape``, and, when ``im.max_pool_small`` applies
-    (``im.pool_plan`` with ``limit``, ``im.SMALL_ELEMENTS``), its ``im.window_index`` arrays
+    """``(out_spatial, windows)``: ``check_pool_shape``, and, when ``win.max_pool_small`` applies
+    (``win.pool_plan`` with ``limit``, ``win.SMALL_ELEMENTS``), its ``im.window_index`` arrays
     (else None): one cached lookup per forward."""
     out = check_pool_shape(op, x_shape, kernel_size, stride, padding, dilation, ceil_mode)
-    if not im.pool_plan(x_shape, kernel_size, stride, padding, dilation, ceil_mode, limit)[1]:
+    if not win.pool_plan(x_shape, kernel_size, stride, padding, dilation, ceil_mode, limit)[1]:
         return out, None
     return out, im.window_index(xp, device, x_shape, kernel_size, stride, dilation, out)
 
@@ -124,12 +125,12 @@ class MaxPoolNd(_PoolFunction):
     def forward(self, xp, x):
         out, windows = _max_pool_route(self.name, xp, backend.device_of(x), x.shape,
                                        self.kernel_size, self.stride, self.padding,
-                                       self.dilation, self.ceil_mode, im.SMALL_ELEMENTS)
+                                       self.dilation, self.ceil_mode, win.SMALL_ELEMENTS)
         if windows is not None:  # one gather (per-example sizes, where each call counts)
-            y, argk = im.max_pool_small(xp, x, self.kernel_size, self.stride, self.dilation, out,
+            y, argk = win.max_pool_small(xp, x, self.kernel_size, self.stride, self.dilation, out,
                                         windows)
         else:
-            y, argk = im.max_pool(xp, x, self.kernel_size, self.stride, self.padding,
+            y, argk = win.max_pool(xp, x, self.kernel_size, self.stride, self.padding,
                                   self.dilation, self.ceil_mode)
         self.saved = (argk,)
         return y
@@ -152,13 +153,13 @@ class MaxPoolNdScatter(_PoolFunction):
     VJP: g_gy = max_pool_nd_gather(ggx, argk); argk is an index, not differentiable."""
 
     def forward(self, xp, gy, argk):
-        windows = im.scatter_index(xp, backend.device_of(gy), self.shape, self.kernel_size,
+        windows = win.scatter_index(xp, backend.device_of(gy), self.shape, self.kernel_size,
                                    self.stride, self.padding, self.dilation, argk.shape[2:],
-                                   im.SMALL_ELEMENTS)
+                                   win.SMALL_ELEMENTS)
         if windows is not None:  # one assignment
-            return im.window_scatter_small(xp, gy, argk, self.shape, self.kernel_size,
+            return win.window_scatter_small(xp, gy, argk, self.shape, self.kernel_size,
                                            self.stride, self.dilation, windows)
-        return im.window_scatter(xp, gy, argk, self.shape, **self.window())
+        return win.window_scatter(xp, gy, argk, self.shape, **self.window())
 
     def backward(self, ggx):
         _, argk = self.inputs
@@ -175,7 +176,7 @@ class MaxPoolNdGather(_PoolFunction):
     fixed. VJP: g_z = max_pool_nd_scatter(gy, argk); argk is not differentiable."""
 
     def forward(self, xp, z, argk):
-        return im.window_gather(xp, z, argk, **self.window())
+        return win.window_gather(xp, z, argk, **self.window())
 
     def backward(self, gy):
         z, argk = self.inputs
@@ -195,8 +196,8 @@ def max_pool_nd_indices(x: Tensor, *, kernel_size, stride, padding, dilation, ce
     xp = backend.array_module(x.data)
     window = dict(kernel=params["kernel_size"], stride=params["stride"],
                   padding=params["padding"], dilation=params["dilation"])
-    _, argk = im.max_pool(xp, x.data, ceil_mode=ceil_mode, **window)
-    return Tensor._make(im.flat_indices(xp, argk, x.shape[2:], **window), None)
+    _, argk = win.max_pool(xp, x.data, ceil_mode=ceil_mode, **window)
+    return Tensor._make(win.flat_indices(xp, argk, x.shape[2:], **window), None)
 
 
 @register("avg_pool_nd")
@@ -210,8 +211,8 @@ class AvgPoolNd(_PoolFunction):
             raise TypeError(f"{self.name}: needs a floating-point input, got {x.dtype}")
         out = check_pool_shape(self.name, x.shape, self.kernel_size, self.stride, self.padding,
                                (1,) * len(self.kernel_size), self.ceil_mode)
-        total = im.window_sum(xp, x, self.kernel_size, self.stride, self.padding, out)
-        total /= im.avg_pool_divisor(xp, x.shape[2:], self.kernel_size, self.stride,
+        total = win.window_sum(xp, x, self.kernel_size, self.stride, self.padding, out)
+        total /= win.avg_pool_divisor(xp, x.shape[2:], self.kernel_size, self.stride,
                                      self.padding, out, self.count_include_pad, x.dtype)
         return total
 
@@ -230,10 +231,10 @@ class AvgPoolNdGrad(_PoolFunction):
     adjoint of avg_pool_nd, of shape ``shape``. Linear. VJP: g_gy = avg_pool_nd(ggx)."""
 
     def forward(self, xp, gy):
-        divisor = im.avg_pool_divisor(xp, self.shape[2:], self.kernel_size, self.stride,
+        divisor = win.avg_pool_divisor(xp, self.shape[2:], self.kernel_size, self.stride,
                                       self.padding, gy.shape[2:], self.count_include_pad,
                                       gy.dtype)
-        return im.window_sum_adjoint(xp, gy / divisor, self.shape, self.kernel_size,
+        return win.window_sum_adjoint(xp, gy / divisor, self.shape, self.kernel_size,
                                      self.stride, self.padding)
 
     def backward(self, ggx):
